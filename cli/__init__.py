@@ -1,0 +1,1 @@
+"""The ``bpc`` command line (typer). Thin: flags in, library calls, output out."""

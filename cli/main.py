@@ -1,0 +1,204 @@
+"""``bpc``: compile network specs into NumPy gradient code.
+
+Every user mistake is a :class:`compiler.errors.BpcError`: printed as one line
+``error: <location>: <message>`` on stderr, exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from compiler.errors import BpcError, OutputError
+from compiler.pipeline import STAGES, Compiled, compile_file
+from compiler.passes import PASS_NAMES
+
+app = typer.Typer(
+    name="bpc",
+    help="bpc, the backprop compiler: JSON network specs to standalone NumPy gradient code.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Stage(str, Enum):
+    forward = "forward"
+    joint = "joint"
+    optimized = "optimized"
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    dot = "dot"
+
+
+def fail(e: BpcError) -> None:
+    typer.echo(f"error: {e.one_line()}", err=True)
+    raise typer.Exit(2)
+
+
+def _compile(spec: Path, O0: bool = False, comments: bool = True) -> Compiled:
+    try:
+        return compile_file(spec, passes=set() if O0 else None, comments=comments)
+    except BpcError as e:
+        fail(e)
+        raise  # unreachable
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename: never a half-written module."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _out_dir(out: Path) -> Path:
+    if out.exists() and not out.is_dir():
+        raise OutputError("is a file, expected a directory", str(out))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create directory: {e.strerror}", str(out)) from None
+    if not os.access(out, os.W_OK):
+        raise OutputError("directory is not writable", str(out))
+    return out
+
+
+def _print_check(result, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result.name}: gradients vs central finite differences (float64)")
+    for col in ("name", "shape", "max abs error", "max rel error", "result"):
+        table.add_column(col, justify="left" if col in ("name", "shape") else "right")
+    for t in result.tensors:
+        table.add_row(
+            t.name,
+            str(list(t.shape)),
+            f"{t.max_abs:.2e}",
+            f"{t.max_rel:.2e}",
+            "[green]ok[/green]" if t.passed else "[red]FAIL[/red]",
+        )
+    console = Console()
+    console.print(table)
+    console.print(
+        f"loss = {result.loss:.10g}; generated code vs reference interpreter: "
+        f"max diff {result.interpreter_max_diff:.1e}"
+    )
+    console.print("[green]PASSED[/green]" if result.passed else "[red]FAILED[/red]")
+
+
+def _check(c: Compiled, seed: Optional[int], as_json: bool) -> bool:
+    from runtime.check import check_compiled
+
+    result = check_compiled(c, seed=seed)
+    _print_check(result, as_json)
+    return result.passed
+
+
+@app.command()
+def compile(
+    spec: Path = typer.Argument(..., help="the network spec (JSON)"),
+    out: Path = typer.Option(Path("generated"), "-o", "--out", help="output directory"),
+    check: bool = typer.Option(False, "--check", help="also check gradients by finite differences"),
+    O0: bool = typer.Option(False, "-O0", help="turn all optimization passes off"),
+    no_comments: bool = typer.Option(False, "--no-comments", help="terse code without comments"),
+) -> None:
+    """Compile SPEC into OUT/<name>.py.
+
+    Example: bpc compile examples/sigmoid_2_3_1.json --check
+    """
+    c = _compile(spec, O0, not no_comments)
+    try:
+        target = _out_dir(out) / f"{c.name}.py"
+        write_atomic(target, c.source)
+    except BpcError as e:
+        fail(e)
+    typer.echo(f"wrote {target}")
+    if check and not _check(c, None, False):
+        raise typer.Exit(1)
+
+
+@app.command()
+def check(
+    spec: Path = typer.Argument(..., help="the network spec (JSON)"),
+    seed: Optional[int] = typer.Option(None, help="seed for init_params/example_inputs"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    O0: bool = typer.Option(False, "-O0", help="check the unoptimized code"),
+) -> None:
+    """Compile SPEC in memory, run it, compare gradients with finite differences.
+
+    Exits 1 when a gradient is off. Example: bpc check examples/neuron.json
+    """
+    c = _compile(spec, O0)
+    if not _check(c, seed, as_json):
+        raise typer.Exit(1)
+
+
+@app.command()
+def ir(
+    spec: Path = typer.Argument(..., help="the network spec (JSON)"),
+    stage: Stage = typer.Option(Stage.optimized, help="which graph: " + ", ".join(STAGES)),
+    fmt: Format = typer.Option(Format.text, "--format", help="text, json (node-link) or dot"),
+    stats: bool = typer.Option(False, "--stats", help="node counts per op before/after passes"),
+) -> None:
+    """Print the IR of SPEC at a stage.
+
+    Example: bpc ir examples/scalar.json --stage joint --format text
+    """
+    from compiler import printing
+
+    c = _compile(spec)
+    g = c.stage(stage.value)
+    if stats:
+        typer.echo(printing.stats(c.report))
+        return
+    typer.echo(printing.dump(g, fmt.value), nl=False)
+
+
+@app.command()
+def ops() -> None:
+    """List every op usable in specs with its derivative rule."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from compiler.ops import all_ops
+
+    table = Table(title="bpc ops")
+    for col in ("op", "inputs", "attributes", "derivative (g = upstream gradient, y = output)"):
+        table.add_column(col)
+    for name, op in sorted(all_ops().items()):
+        if not op.public:
+            continue
+        attrs = ", ".join(a.name for a in op.attrs)
+        table.add_row(name, str(op.arity), attrs, op.derivative)
+    Console(width=160).print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

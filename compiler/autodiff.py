@@ -1,0 +1,83 @@
+"""Reverse-mode differentiation: forward graph -> joint (forward + adjoint) graph.
+
+The pass walks the forward graph in reverse topological order. For each node
+that lies on a path from a ``wrt`` value to the loss it
+
+1. sums the cotangent contributions it received from its users (fan-out),
+   into one node named ``g_<name>``;
+2. applies the op's VJP rule from the registry, which builds ordinary IR nodes
+   (phase ``backward``, ``origin`` = the node being differentiated, ``source``
+   = its spec location; all three set by the builder context, not by rules);
+3. fits each operand's cotangent to the operand's shape (``sum_to`` over
+   broadcast axes, ``broadcast_to`` where the rule returned fewer axes).
+
+Only what the loss depends on *and* what depends on a ``wrt`` value is
+differentiated. The seed is a ones array of the loss's shape (the loss has one
+element). The result maps every ``wrt`` name to its gradient node in
+``graph.grads``; the adjoint graph is ordinary IR, so it can be optimized,
+printed, and differentiated again.
+"""
+
+from __future__ import annotations
+
+from .ir import BACKWARD, Graph
+from .ops.registry import V, broadcast, get_op
+
+
+def _fit(ct: V, shape: tuple[int, ...]) -> V:
+    """Bring a cotangent to exactly ``shape`` (the adjoint of broadcasting)."""
+    if ct.shape == shape:
+        return ct
+    full = broadcast(ct.shape, shape)
+    if full != ct.shape:
+        ct = ct.broadcast_to(full)
+    return ct.sum_to(shape)
+
+
+def differentiate(fwd: Graph) -> Graph:
+    """The joint graph: ``fwd`` plus the adjoint nodes for ``fwd.wrt``."""
+    g = fwd.copy()
+    if g.loss is None:
+        raise ValueError("graph has no loss")
+    order = g.topo()
+    active = g.ancestors([g.loss]) & g.descendants(g.wrt)
+    contribs: dict[str, list[V]] = {n: [] for n in active}
+
+    with g.context(phase=BACKWARD, origin=g.loss, source=g.data(g.loss)["source"]):
+        seed = g.add("const", [], {"value": 1.0, "shape": g.shape(g.loss)}, hint="seed")
+    contribs[g.loss].append(V(g, seed))
+
+    totals: dict[str, str] = {}
+    for n in reversed(order):
+        if n not in active or not contribs[n]:
+            continue
+        d = g.data(n)
+        with g.context(phase=BACKWARD, origin=n, source=d["source"]):
+            parts = contribs.pop(n)
+            total = parts[0]
+            for p in parts[1:]:
+                total = total + p
+            total = _name_total(g, total.name, n)
+            totals[n] = total
+            opdef = get_op(d["op"])
+            args = g.args(n)
+            if opdef.vjp is None or not any(a in active for a in args):
+                continue
+            cts = opdef.vjp(V(g, total), V(g, n), *(V(g, a) for a in args), **d["attrs"])
+            for a, ct in zip(args, cts):
+                if ct is not None and a in active:
+                    contribs[a].append(_fit(ct, g.shape(a)))
+    g.grads = {w: totals[w] for w in g.wrt}
+    return g
+
+
+def _name_total(g: Graph, node: str, of: str) -> str:
+    """Give the total cotangent of ``of`` the readable name ``g_<of>``."""
+    d = g.data(node)
+    if d["named"] or d["phase"] != BACKWARD or d["op"] == "const":
+        # A forward value or a shared constant: wrap it so the name is free.
+        return g.add("identity", [node], name=g.fresh(f"g_{of}"), named=True)
+    new = g.fresh(f"g_{of}")
+    g.rename(node, new)
+    g.data(new)["named"] = True
+    return new

@@ -1,0 +1,303 @@
+"""The dataflow IR: a thin wrapper around ``networkx.MultiDiGraph``.
+
+A node is one SSA value. Its key is its unique name (a Python identifier, so
+it can be used as a variable in generated code), and its data holds:
+
+``op``      registered op name (see :mod:`compiler.ops`)
+``shape``   static shape, a tuple of ints
+``dtype``   element type name (``"f64"``)
+``attrs``   the op's attributes (a dict of JSON-like values)
+``phase``   ``"forward"`` or ``"backward"`` (adjoint)
+``source``  where in the spec the value came from (``"nodes[3]"``), or None
+``origin``  for adjoint nodes: the forward node whose derivative rule made it
+``named``   True when the name is meaningful to the user (spec names,
+            gradient totals); codegen keeps such values as statements
+``seq``     creation counter, used to break ties in the topological order
+
+An edge ``u -> v`` with ``pos=i`` says that ``u`` is the ``i``-th operand of
+``v``; a value used twice by one node has two edges (``mul x x``).
+
+Graph-level facts live in :class:`Graph` itself: the ordered ``inputs`` and
+``params``, the ``loss``, extra ``outputs``, the ``grads`` map (wrt name ->
+node holding its gradient), initial values and the metadata of the spec.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import networkx as nx
+
+from .errors import GraphError
+
+FORWARD = "forward"
+BACKWARD = "backward"
+
+
+@dataclass(frozen=True)
+class Node:
+    """A read-only view of one node."""
+
+    name: str
+    op: str
+    args: tuple[str, ...]
+    shape: tuple[int, ...]
+    dtype: str
+    attrs: dict[str, Any]
+    phase: str
+    source: str | None
+    origin: str | None
+    named: bool
+
+
+@dataclass
+class Meta:
+    """What codegen needs to know about where the graph came from."""
+
+    name: str = "model"
+    spec_path: str = "<memory>"
+    spec_sha256: str = ""
+    description: str = ""
+    seed: int = 0
+    dtype: str = "f64"
+
+
+@dataclass
+class _Context:
+    phase: str = FORWARD
+    source: str | None = None
+    origin: str | None = None
+
+
+class Graph:
+    """An SSA dataflow graph with explicit operand order."""
+
+    def __init__(self, meta: Meta | None = None):
+        self.nx = nx.MultiDiGraph()
+        self.meta = meta or Meta()
+        self.inputs: list[str] = []
+        self.params: list[str] = []
+        self.loss: str | None = None
+        self.outputs: dict[str, str] = {}  # output name -> node
+        self.wrt: list[str] = []  # names to differentiate, in order
+        self.grads: dict[str, str] = {}  # wrt name -> node holding its gradient
+        self.values: dict[str, Any] = {}  # name -> np.ndarray initial value
+        self.inits: dict[str, Any] = {}  # param name -> Initializer
+        self.docs: dict[str, str] = {}
+        self.source_text: dict[str, str] = {}  # spec location -> its text
+        self._seq = 0
+        self._ctx = _Context()
+        self._reserved: set[str] = set()
+
+    # ------------------------------------------------------------ building
+
+    @contextlib.contextmanager
+    def context(self, **kw: Any) -> Iterator[None]:
+        """Default ``phase``/``source``/``origin`` for nodes added inside."""
+        old = self._ctx
+        self._ctx = _Context(**{**old.__dict__, **kw})
+        try:
+            yield
+        finally:
+            self._ctx = old
+
+    def reserve(self, names: set[str] | list[str]) -> None:
+        """Names that fresh() must not hand out (user names not yet added)."""
+        self._reserved.update(names)
+
+    def fresh(self, hint: str) -> str:
+        """A new unique node name based on ``hint``."""
+        base = hint if hint and (hint[0].isalpha()) else f"t_{hint}"
+        name, k = base, 1
+        while name in self.nx or name in self._reserved:
+            k += 1
+            name = f"{base}_{k}"
+        return name
+
+    def add(
+        self,
+        op: str,
+        args: list[str] | tuple[str, ...] = (),
+        attrs: dict[str, Any] | None = None,
+        name: str | None = None,
+        named: bool = False,
+        hint: str | None = None,
+    ) -> str:
+        """Add a node; its shape comes from the op's shape rule."""
+        from .ops import get_op
+
+        opdef = get_op(op)
+        attrs = opdef.normalize_attrs(dict(attrs or {}), self._ctx.source)
+        shapes = [self.shape(a) for a in args]
+        shape = opdef.infer_shape(shapes, attrs, self._ctx.source)
+        if name is None:
+            name = self.fresh(hint or op)
+        elif name in self.nx:
+            raise GraphError(f"duplicate name '{name}'", self._ctx.source)
+        self._seq += 1
+        self.nx.add_node(
+            name,
+            op=op,
+            shape=tuple(shape),
+            dtype=self.meta.dtype,
+            attrs=attrs,
+            phase=self._ctx.phase,
+            source=self._ctx.source,
+            origin=self._ctx.origin,
+            named=named,
+            seq=self._seq,
+        )
+        for i, a in enumerate(args):
+            self.nx.add_edge(a, name, pos=i)
+        return name
+
+    # ------------------------------------------------------------ queries
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.nx
+
+    def __len__(self) -> int:
+        return self.nx.number_of_nodes()
+
+    def node(self, name: str) -> Node:
+        d = self.nx.nodes[name]
+        return Node(
+            name=name,
+            op=d["op"],
+            args=self.args(name),
+            shape=d["shape"],
+            dtype=d["dtype"],
+            attrs=d["attrs"],
+            phase=d["phase"],
+            source=d["source"],
+            origin=d["origin"],
+            named=d["named"],
+        )
+
+    def op(self, name: str) -> str:
+        return self.nx.nodes[name]["op"]
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self.nx.nodes[name]["shape"]
+
+    def attrs(self, name: str) -> dict[str, Any]:
+        return self.nx.nodes[name]["attrs"]
+
+    def data(self, name: str) -> dict[str, Any]:
+        return self.nx.nodes[name]
+
+    def args(self, name: str) -> tuple[str, ...]:
+        edges = sorted(self.nx.in_edges(name, data="pos"), key=lambda e: e[2])
+        return tuple(u for u, _, _ in edges)
+
+    def users(self, name: str) -> list[tuple[str, int]]:
+        """(user, operand position) pairs, in a deterministic order."""
+        uses = [(v, pos) for _, v, pos in self.nx.out_edges(name, data="pos")]
+        return sorted(uses, key=lambda u: (self.nx.nodes[u[0]]["seq"], u[1]))
+
+    def roots(self) -> list[str]:
+        """Values the user can ask for: loss, outputs and gradients."""
+        out = [self.loss] if self.loss else []
+        out += list(self.outputs.values()) + list(self.grads.values())
+        return list(dict.fromkeys(out))
+
+    def topo(self, nodes: set[str] | None = None) -> list[str]:
+        """Deterministic topological order (ties broken by creation order)."""
+        g = self.nx if nodes is None else self.nx.subgraph(nodes)
+        try:
+            return list(
+                nx.lexicographical_topological_sort(
+                    g, key=lambda n: self.nx.nodes[n]["seq"]
+                )
+            )
+        except nx.NetworkXUnfeasible:
+            raise GraphError("the graph has a cycle") from None
+
+    def ancestors(self, roots: list[str]) -> set[str]:
+        """``roots`` and everything they depend on."""
+        seen: set[str] = set()
+        stack = list(roots)
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            stack.extend(self.nx.predecessors(n))
+        return seen
+
+    def descendants(self, roots: list[str]) -> set[str]:
+        seen: set[str] = set()
+        stack = list(roots)
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            stack.extend(self.nx.successors(n))
+        return seen
+
+    # ------------------------------------------------------------ rewriting
+
+    def replace_uses(self, old: str, new: str) -> None:
+        """Make every user of ``old`` use ``new`` instead; roots follow."""
+        if old == new:
+            return
+        for _, v, k, pos in list(self.nx.out_edges(old, keys=True, data="pos")):
+            self.nx.remove_edge(old, v, key=k)
+            self.nx.add_edge(new, v, pos=pos)
+        self._retarget(old, new)
+
+    def _retarget(self, old: str, new: str) -> None:
+        if self.loss == old:
+            self.loss = new
+        self.outputs = {k: (new if o == old else o) for k, o in self.outputs.items()}
+        self.grads = {w: (new if g == old else g) for w, g in self.grads.items()}
+
+    def set_args(self, name: str, args: list[str]) -> None:
+        for u, _, k in list(self.nx.in_edges(name, keys=True)):
+            self.nx.remove_edge(u, name, key=k)
+        for i, a in enumerate(args):
+            self.nx.add_edge(a, name, pos=i)
+
+    def remove(self, name: str) -> None:
+        self.nx.remove_node(name)
+
+    def rename(self, old: str, new: str) -> None:
+        nx.relabel_nodes(self.nx, {old: new}, copy=False)
+        self._retarget(old, new)
+
+    def copy(self) -> "Graph":
+        g = copy.copy(self)
+        g.nx = self.nx.copy()
+        g.inputs, g.params = list(self.inputs), list(self.params)
+        g.outputs, g.grads = dict(self.outputs), dict(self.grads)
+        g.wrt = list(self.wrt)
+        g.values, g.inits, g.docs = dict(self.values), dict(self.inits), dict(self.docs)
+        g.source_text = dict(self.source_text)
+        g._reserved = set(self._reserved)
+        g._ctx = _Context()
+        return g
+
+    def verify(self) -> None:
+        """Check the invariants every pass must keep (run between passes)."""
+        from .ops import get_op
+
+        for n in self.nx.nodes:
+            d = self.nx.nodes[n]
+            opdef = get_op(d["op"])
+            args = self.args(n)
+            if opdef.arity is not None and len(args) != opdef.arity:
+                raise AssertionError(f"{n}: {d['op']} has {len(args)} operands")
+            poss = sorted(p for _, _, p in self.nx.in_edges(n, data="pos"))
+            if poss != list(range(len(args))):
+                raise AssertionError(f"{n}: operand positions {poss}")
+            shape = opdef.infer_shape([self.shape(a) for a in args], d["attrs"], None)
+            if tuple(shape) != d["shape"]:
+                raise AssertionError(f"{n}: shape {d['shape']} != rule {shape}")
+        for r in self.roots():
+            if r not in self.nx:
+                raise AssertionError(f"root {r} missing")
+        self.topo()

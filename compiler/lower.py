@@ -1,0 +1,255 @@
+"""Lowering: a validated :class:`Spec` to the forward IR graph.
+
+Checks the meaning of the spec on the way (names are valid and unique, every
+reference resolves, no cycles, shapes fit, the loss has one element, ``wrt``
+names exist and the loss depends on them), each error naming its spec location.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+
+from . import expr
+from .errors import GraphError, SpecError, path
+from .ir import Graph, Meta
+from .ops.registry import all_ops, get_op
+from .spec import (
+    MLP,
+    Initializer,
+    OpNode,
+    Spec,
+    TensorDecl,
+    check_name,
+    literal_array,
+)
+
+MAX_NODES = 100_000
+MAX_ELEMENTS = 100_000_000  # per declared tensor
+MAX_RANK = 8
+
+DEFAULT_INIT = Initializer(kind="normal", std=0.1)
+
+
+@dataclass
+class _Item:
+    """One computation node of the spec, before lowering."""
+
+    where: str
+    name: str
+    refs: list[tuple[str, str]]  # (name, location of the reference)
+    op: OpNode | None = None
+    parsed: expr.Parsed | None = None
+    text: str = ""
+
+
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "matmul": "@"}
+
+
+def op_node_text(n: OpNode) -> str:
+    """An op node as a readable statement (for comments and dumps)."""
+    if n.op in _INFIX and len(n.inputs) == 2 and not n.attrs:
+        return f"{n.name} = {n.inputs[0]} {_INFIX[n.op]} {n.inputs[1]}"
+    args = list(n.inputs) + [f"{k}={v!r}" for k, v in sorted(n.attrs.items())]
+    return f"{n.name} = {n.op}({', '.join(args)})"
+
+
+def module_name(spec: Spec, spec_path: str | None) -> str:
+    if spec.name is not None:
+        return check_name(spec.name, "name")
+    stem = Path(spec_path).stem if spec_path else "model"
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", stem) or "model"
+    return stem if stem[0].isalpha() else f"m_{stem}"
+
+
+def expand_mlp(m: MLP) -> tuple[list[TensorDecl], list[TensorDecl], list[OpNode], str]:
+    """The mlp shorthand as ordinary inputs, params and op nodes."""
+    row = m.layout == "row"
+    n = m.sizes
+    inputs = [
+        TensorDecl(name=m.input, shape=[m.batch, n[0]] if row else [n[0], m.batch]),
+        TensorDecl(name=m.target, shape=[m.batch, n[-1]] if row else [n[-1], m.batch]),
+    ]
+    params: list[TensorDecl] = []
+    nodes: list[OpNode] = []
+    h = m.input
+    depth = len(n) - 1
+    for k in range(1, depth + 1):
+        w, b = f"{m.weight_prefix}{k}", f"{m.bias_prefix}{k}"
+        params.append(
+            TensorDecl(name=w, shape=[n[k - 1], n[k]] if row else [n[k], n[k - 1]], init=m.init)
+        )
+        last = k == depth
+        act = m.output_activation if last else m.activation
+        z = "prediction" if last and act == "linear" else f"z{k}"
+        mm = f"{z}_mm" if m.bias else z
+        nodes.append(OpNode(name=mm, op="matmul", inputs=[h, w] if row else [w, h]))
+        if m.bias:
+            params.append(
+                TensorDecl(name=b, shape=[n[k]] if row else [n[k], 1], init=Initializer(kind="zeros"))
+            )
+            nodes.append(OpNode(name=z, op="add", inputs=[mm, b]))
+        if act != "linear":
+            out = "prediction" if last else f"h{k}"
+            nodes.append(OpNode(name=out, op=act, inputs=[z]))
+            h = out
+        else:
+            h = z
+    nodes.append(OpNode(name="residual", op="sub", inputs=["prediction", m.target]))
+    nodes.append(OpNode(name="squared_error", op="square", inputs=["residual"]))
+    nodes.append(OpNode(name="loss", op="sum" if m.loss == "sse" else "mean", inputs=["squared_error"]))
+    return inputs, params, nodes, "loss"
+
+
+def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None) -> Graph:
+    """Build the forward graph of a spec."""
+    meta = Meta(
+        name=module_name(spec, spec_path),
+        spec_path=spec_path or "<memory>",
+        spec_sha256=hashlib.sha256((spec_text or spec.model_dump_json()).encode()).hexdigest(),
+        description=spec.description,
+        seed=spec.seed,
+    )
+    g = Graph(meta)
+
+    inputs = [(d, path("inputs", i)) for i, d in enumerate(spec.inputs)]
+    params = [(d, path("params", i)) for i, d in enumerate(spec.params)]
+    raw_nodes: list[tuple[object, str]] = []
+    loss = spec.loss
+    if spec.mlp is not None:
+        for act, key in ((spec.mlp.activation, "activation"), (spec.mlp.output_activation, "output_activation")):
+            if act != "linear":
+                op = all_ops().get(act)
+                if op is None or not op.public or op.arity != 1 or op.category != "elementwise":
+                    raise SpecError(f"unknown activation '{act}'", path("mlp", key))
+        mi, mp, mn, mloss = expand_mlp(spec.mlp)
+        inputs += [(d, "mlp") for d in mi]
+        params += [(d, "mlp") for d in mp]
+        raw_nodes += [(n, f"mlp ({n.name})") for n in mn]
+        loss = loss or mloss
+    raw_nodes += [(n, path("nodes", i)) for i, n in enumerate(spec.nodes)]
+    if len(raw_nodes) > MAX_NODES:
+        raise SpecError(f"more than {MAX_NODES} nodes", "nodes")
+
+    # ---- declarations: names valid and unique
+    declared: dict[str, str] = {}
+
+    def declare(name: str, where: str) -> None:
+        check_name(name, where)
+        if name in declared:
+            raise SpecError(f"duplicate name '{name}' (first declared at {declared[name]})", where)
+        declared[name] = where
+
+    for d, where in inputs + params:
+        declare(d.name, f"{where}.name" if where != "mlp" else where)
+    items: list[_Item] = []
+    for n, where in raw_nodes:
+        if isinstance(n, str):
+            parsed = expr.parse(n, where)
+            declare(parsed.target, where)
+            refs = [(name, f"{where}, column {col}") for name, col in parsed.names]
+            items.append(_Item(where, parsed.target, refs, parsed=parsed, text=n))
+        else:
+            declare(n.name, f"{where}.name" if where != "mlp" else where)
+            if n.op not in all_ops() or not all_ops()[n.op].public:
+                try:
+                    get_op(n.op)
+                except SpecError as e:
+                    raise SpecError(e.message, f"{where}.op") from None
+                raise SpecError(f"op '{n.op}' is internal and cannot be used in specs", f"{where}.op")
+            refs = [(name, f"{where}.inputs[{j}]") for j, name in enumerate(n.inputs)]
+            items.append(_Item(where, n.name, refs, op=n))
+    for it in items:
+        for name, where in it.refs:
+            if name not in declared:
+                raise SpecError(f"unknown name '{name}'", where)
+    g.reserve(set(declared))
+
+    # ---- order the computation; report cycles
+    dep = nx.DiGraph()
+    by_name = {it.name: i for i, it in enumerate(items)}
+    dep.add_nodes_from(range(len(items)))
+    for i, it in enumerate(items):
+        for name, _ in it.refs:
+            if name in by_name:
+                dep.add_edge(by_name[name], i)
+    try:
+        order = list(nx.lexicographical_topological_sort(dep))
+    except nx.NetworkXUnfeasible:
+        cycle = nx.find_cycle(dep)
+        first = min(u for u, _ in cycle)
+        names = " -> ".join(items[u].name for u, _ in cycle) + f" -> {items[cycle[0][0]].name}"
+        raise GraphError(f"cycle: {names}", items[first].where) from None
+
+    # ---- sources
+    for role, decls in (("input", inputs), ("param", params)):
+        for d, where in decls:
+            shape = tuple(d.shape)
+            if len(shape) > MAX_RANK:
+                raise SpecError(f"more than {MAX_RANK} dimensions", f"{where}.shape")
+            if math.prod(shape) > MAX_ELEMENTS:
+                raise SpecError(f"more than {MAX_ELEMENTS} elements", f"{where}.shape")
+            with g.context(source=where):
+                g.add(role, [], {"shape": shape}, name=d.name, named=True)
+            (g.inputs if role == "input" else g.params).append(d.name)
+            if d.doc:
+                g.docs[d.name] = d.doc
+            if d.value is not None:
+                if d.init is not None:
+                    raise SpecError("give either 'value' or 'init', not both", where)
+                g.values[d.name] = literal_array(d.value, shape, f"{where}.value")
+            elif role == "param":
+                g.inits[d.name] = d.init or DEFAULT_INIT
+            elif d.init is not None:
+                raise SpecError("inputs take 'value', not 'init'", f"{where}.init")
+
+    # ---- computation
+    for i in order:
+        it = items[i]
+        with g.context(source=it.where):
+            g.source_text[it.where] = op_node_text(it.op) if it.op else it.text
+            if it.parsed is not None:
+                expr.lower(it.parsed, g, it.where)
+            else:
+                g.add(it.op.op, it.op.inputs, it.op.attrs, name=it.name, named=True)
+                if it.op.doc:
+                    g.docs[it.name] = it.op.doc
+
+    # ---- roles
+    if loss is None:
+        raise SpecError("missing required key 'loss' (the name of the loss value)", "spec")
+    if loss not in g:
+        raise SpecError(f"unknown name '{loss}'", "loss")
+    if math.prod(g.shape(loss)) != 1:
+        raise GraphError(
+            f"the loss must have exactly one element, '{loss}' has shape {list(g.shape(loss))}",
+            "loss",
+        )
+    g.loss = loss
+    for i, o in enumerate(spec.outputs):
+        if o not in g:
+            raise SpecError(f"unknown name '{o}'", path("outputs", i))
+        if o in g.outputs or o == loss:
+            raise SpecError(f"'{o}' is already an output", path("outputs", i))
+        g.outputs[o] = o
+    wrt = spec.wrt if spec.wrt is not None else list(g.params)
+    if not wrt:
+        raise SpecError("nothing to differentiate: no params and no 'wrt'", "wrt")
+    depends = g.ancestors([loss])
+    seen: set[str] = set()
+    for i, w in enumerate(wrt):
+        where = path("wrt", i)
+        if w not in g:
+            raise SpecError(f"unknown name '{w}'", where)
+        if w in seen:
+            raise SpecError(f"'{w}' is listed twice", where)
+        if w not in depends:
+            raise GraphError(f"the loss '{loss}' does not depend on '{w}'", where)
+        seen.add(w)
+        g.wrt.append(w)
+    return g

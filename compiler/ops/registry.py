@@ -1,0 +1,336 @@
+"""The op registry: each op is declared once, with everything about it.
+
+An :class:`OpDef` holds, side by side:
+
+* ``shape``: the static shape rule ``shape(*in_shapes, **attrs) -> shape``;
+* ``impl``: a NumPy implementation used by the reference interpreter;
+* ``emit``: how codegen writes it as a NumPy expression (an :class:`Expr`);
+* ``vjp``: the derivative rule ``vjp(g, out, *args, **attrs) -> [ct, ...]``,
+  written with :class:`V` handles, so that it builds ordinary IR nodes (and the
+  adjoint graph can be optimized, printed and differentiated again). A ``None``
+  cotangent means "no gradient flows to this operand". Cotangents may have any
+  shape that broadcasts with the operand's: the reverse-mode pass reduces
+  broadcast axes (``sum_to``) itself;
+* ``samples``: inputs for the registry-driven tests (shapes, attrs, domain);
+* ``derivative``: the rule in words, for ``bpc ops`` and the docs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import ShapeError, SpecError
+
+REQUIRED = object()
+
+# Python operator precedences (higher binds tighter).
+CMP, ADD, MUL, UNARY, POW, ATOM = 50, 60, 70, 80, 90, 100
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A NumPy expression in generated code, with its precedence and shape."""
+
+    text: str
+    prec: int = ATOM
+    shape: tuple[int, ...] = ()
+
+
+def wrap(e: Expr, min_prec: int) -> str:
+    return e.text if e.prec >= min_prec else f"({e.text})"
+
+
+def infix(a: Expr, op: str, b: Expr, prec: int) -> Expr:
+    """Left-associative binary operator."""
+    return Expr(f"{wrap(a, prec)} {op} {wrap(b, prec + 1)}", prec)
+
+
+def call(fn: str, *args: Expr | str, **kw: Any) -> Expr:
+    parts = [a.text if isinstance(a, Expr) else a for a in args]
+    parts += [f"{k}={v}" for k, v in kw.items()]
+    return Expr(f"{fn}({', '.join(parts)})", ATOM)
+
+
+def method(recv: Expr, text: str) -> Expr:
+    return Expr(f"{wrap(recv, ATOM)}{text}", ATOM)
+
+
+def num(v: float) -> Expr:
+    """A float literal (negative ones carry unary precedence)."""
+    v = float(v)
+    text = repr(v) if math.isfinite(v) else f"np.{'inf' if v > 0 else 'nan'}"
+    if v < 0 and math.isfinite(v):
+        return Expr(text, UNARY)
+    return Expr(text, ATOM)
+
+
+def pyval(v: Any) -> str:
+    """A Python literal for an attribute value (ints, floats, tuples)."""
+    if isinstance(v, tuple):
+        inner = ", ".join(pyval(x) for x in v)
+        return f"({inner},)" if len(v) == 1 else f"({inner})"
+    return repr(v)
+
+
+class EmitArgs(list):
+    """Operands of an emitted op (``Expr`` each) with ``attrs`` and out ``shape``."""
+
+    def __init__(self, args: Sequence[Expr], attrs: dict, shape: tuple[int, ...]):
+        super().__init__(args)
+        self.attrs = attrs
+        self.shape = shape
+
+
+@dataclass(frozen=True)
+class Attr:
+    name: str
+    kind: str  # "float", "int", "bool", "axis", "shape", "perm"
+    default: Any = REQUIRED
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One test case for an op: operand shapes, attrs, and the value domain."""
+
+    shapes: tuple[tuple[int, ...], ...]
+    attrs: dict = field(default_factory=dict)
+    domain: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    arity: int | None
+    shape: Callable[..., tuple[int, ...]]
+    impl: Callable[..., np.ndarray]
+    emit: Callable[[EmitArgs], Expr]
+    vjp: Callable[..., list] | None
+    attrs: tuple[Attr, ...] = ()
+    samples: tuple[Sample, ...] = ()
+    domain: tuple[float, float] = (-2.0, 2.0)
+    kinks: tuple[float, ...] = ()  # points where the derivative jumps
+    derivative: str = ""
+    doc: str = ""
+    public: bool = True  # usable from specs (internal ops serve rules only)
+    category: str = "elementwise"
+
+    def normalize_attrs(self, attrs: dict, where: str | None) -> dict:
+        out = {}
+        known = {a.name: a for a in self.attrs}
+        for k in attrs:
+            if k not in known:
+                expected = ", ".join(known) or "none"
+                raise SpecError(
+                    f"op '{self.name}' has no attribute '{k}' (attributes: {expected})",
+                    where,
+                )
+        for a in self.attrs:
+            if a.name in attrs:
+                out[a.name] = _check_attr(self.name, a, attrs[a.name], where)
+            elif a.default is REQUIRED:
+                raise SpecError(f"op '{self.name}' needs attribute '{a.name}'", where)
+            else:
+                out[a.name] = a.default
+        return out
+
+    def infer_shape(self, shapes: list, attrs: dict, where: str | None):
+        if self.arity is not None and len(shapes) != self.arity:
+            raise SpecError(
+                f"op '{self.name}' takes {self.arity} input"
+                f"{'s' if self.arity != 1 else ''}, got {len(shapes)}",
+                where,
+            )
+        try:
+            return tuple(self.shape(*shapes, **attrs))
+        except ShapeError as e:
+            raise ShapeError(f"{self.name}: {e.message}", where) from None
+
+
+def _check_attr(op: str, a: Attr, v: Any, where: str | None) -> Any:
+    def bad(expected: str):
+        return SpecError(f"attribute '{a.name}' of op '{op}': expected {expected}", where)
+
+    def is_int(x: Any) -> bool:
+        return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+    if a.kind == "float":
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise bad("a number")
+        if not math.isfinite(v):
+            raise bad("a finite number")
+        return float(v)
+    if a.kind == "int":
+        if not is_int(v):
+            raise bad("an integer")
+        return int(v)
+    if a.kind == "bool":
+        if not isinstance(v, bool):
+            raise bad("true or false")
+        return v
+    if a.kind == "axis":
+        if v is None:
+            return None
+        if is_int(v):
+            return int(v)
+        if isinstance(v, (list, tuple)) and all(is_int(x) for x in v):
+            return tuple(int(x) for x in v)
+        raise bad("null, an integer or a list of integers")
+    if a.kind in ("shape", "perm"):
+        if v is None and a.kind == "perm":
+            return None
+        if isinstance(v, (list, tuple)) and all(is_int(x) for x in v):
+            if a.kind == "shape" and any(x < 1 for x in v):
+                raise bad("positive sizes")
+            return tuple(int(x) for x in v)
+        raise bad("a list of integers")
+    raise AssertionError(a.kind)
+
+
+# ------------------------------------------------------------------ shapes
+
+
+def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """NumPy broadcasting of static shapes (ShapeError when they do not fit)."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(ndim):
+        dims = {s[len(s) - ndim + i] for s in shapes if len(s) - ndim + i >= 0}
+        dims.discard(1)
+        if len(dims) > 1:
+            raise ShapeError(
+                "shapes " + " and ".join(str(list(s)) for s in shapes)
+                + " are not broadcastable"
+            )
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def norm_axes(axis: Any, ndim: int) -> tuple[int, ...]:
+    """Normalize an ``axis`` attribute against ``ndim`` (None -> all axes)."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ShapeError(f"axis {a} is out of range for {ndim} dimensions")
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"repeated axis in {list(axes)}")
+    return tuple(sorted(out))
+
+
+def sum_to_axes(src: tuple[int, ...], dst: tuple[int, ...]) -> tuple[tuple, tuple]:
+    """Axes to reduce so that ``src`` becomes ``dst``: (leading, kept)."""
+    lead = len(src) - len(dst)
+    leading = tuple(range(lead))
+    kept = tuple(lead + i for i, d in enumerate(dst) if d == 1 and src[lead + i] != 1)
+    return leading, kept
+
+
+# ------------------------------------------------------------------ handles
+
+
+class V:
+    """A value handle used in derivative rules; arithmetic builds IR nodes."""
+
+    __slots__ = ("graph", "name")
+
+    def __init__(self, graph: Any, name: str):
+        self.graph = graph
+        self.name = name
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.graph.shape(self.name)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def apply(self, op: str, *others: Any, **attrs: Any) -> "V":
+        args = [self] + [lift(self.graph, o) for o in others]
+        return V(self.graph, self.graph.add(op, [a.name for a in args], attrs))
+
+    def _r(self, op: str, other: Any) -> "V":
+        return lift(self.graph, other).apply(op, self)
+
+    def __add__(self, o): return self.apply("add", o)
+    def __radd__(self, o): return self._r("add", o)
+    def __sub__(self, o): return self.apply("sub", o)
+    def __rsub__(self, o): return self._r("sub", o)
+    def __mul__(self, o): return self.apply("mul", o)
+    def __rmul__(self, o): return self._r("mul", o)
+    def __truediv__(self, o): return self.apply("div", o)
+    def __rtruediv__(self, o): return self._r("div", o)
+    def __matmul__(self, o): return self.apply("matmul", o)
+    def __rmatmul__(self, o): return self._r("matmul", o)
+    def __neg__(self): return self.apply("neg")
+
+    def __pow__(self, p: float):
+        return self.apply("pow_const", exponent=float(p))
+
+    @property
+    def T(self) -> "V":
+        return self.apply("transpose", axes=None)
+
+    def reshape(self, shape: tuple[int, ...]) -> "V":
+        return self if tuple(shape) == self.shape else self.apply("reshape", shape=shape)
+
+    def broadcast_to(self, shape: tuple[int, ...]) -> "V":
+        return self if tuple(shape) == self.shape else self.apply("broadcast_to", shape=shape)
+
+    def sum_to(self, shape: tuple[int, ...]) -> "V":
+        return self if tuple(shape) == self.shape else self.apply("sum_to", shape=shape)
+
+
+def lift(graph: Any, x: Any) -> V:
+    if isinstance(x, V):
+        return x
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return V(graph, graph.add("const", [], {"value": float(x), "shape": ()}))
+    raise TypeError(f"cannot use {x!r} in a derivative rule")
+
+
+# ------------------------------------------------------------------ registry
+
+_OPS: dict[str, OpDef] = {}
+
+
+def defop(name: str, **kw: Any) -> OpDef:
+    """Declare an op (once). Returns its definition."""
+    if name in _OPS:
+        raise AssertionError(f"op {name} declared twice")
+    kw.setdefault("attrs", ())
+    kw["attrs"] = tuple(kw["attrs"])
+    kw["samples"] = tuple(kw.get("samples", ()))
+    op = OpDef(name=name, **kw)
+    _OPS[name] = op
+    return op
+
+
+def get_op(name: str) -> OpDef:
+    try:
+        return _OPS[name]
+    except KeyError:
+        raise SpecError(f"unknown op '{name}'{_suggest(name)}") from None
+
+
+def _suggest(name: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, public_ops(), n=3)
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def all_ops() -> dict[str, OpDef]:
+    return dict(_OPS)
+
+
+def public_ops() -> list[str]:
+    return sorted(n for n, o in _OPS.items() if o.public)

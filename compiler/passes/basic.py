@@ -1,0 +1,157 @@
+"""The basic passes: dead code, common subexpressions, constants, algebra."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..ir import Graph
+from ..ops.registry import get_op
+
+SOURCES = {"input", "param"}
+ELEMENTWISE_BINARY = {"add", "sub", "mul", "div"}
+
+
+def dce(g: Graph) -> Graph:
+    """Remove nodes that no root (loss, output, gradient) depends on.
+
+    Inputs and params stay: they are the generated functions' signature.
+    """
+    g = g.copy()
+    live = g.ancestors(g.roots())
+    for n in list(g.nx.nodes):
+        if n not in live and g.op(n) not in SOURCES:
+            g.remove(n)
+    return g
+
+
+def _key(g: Graph, n: str) -> tuple:
+    d = g.data(n)
+    attrs = tuple(sorted((k, _hashable(v)) for k, v in d["attrs"].items()))
+    return (d["op"], g.args(n), attrs, d["shape"])
+
+
+def _hashable(v):
+    if isinstance(v, list):
+        return tuple(_hashable(x) for x in v)
+    return v
+
+
+def cse(g: Graph) -> Graph:
+    """Merge nodes that compute the same op on the same operands."""
+    g = g.copy()
+    seen: dict[tuple, str] = {}
+    for n in g.topo():
+        if g.op(n) in SOURCES:
+            continue
+        k = _key(g, n)
+        if k in seen:
+            keep = seen[k]
+            # Keep the user's name when only the duplicate has one.
+            g.replace_uses(n, keep)
+            if g.data(n)["named"] and not g.data(keep)["named"] and g.data(n)["phase"] == g.data(keep)["phase"]:
+                g.remove(n)
+                g.rename(keep, n)
+                seen[k] = n
+                g.data(n)["named"] = True
+            else:
+                g.remove(n)
+        else:
+            seen[k] = n
+    return g
+
+
+def _scalar_const(g: Graph, n: str) -> float | None:
+    d = g.data(n)
+    if d["op"] == "const":
+        return d["attrs"]["value"]
+    return None
+
+
+def fold_constants(g: Graph) -> Graph:
+    """Evaluate ops whose operands are all scalar constants."""
+    g = g.copy()
+    for n in g.topo():
+        d = g.data(n)
+        args = g.args(n)
+        if d["op"] in SOURCES or d["op"] == "const" or not args or d["shape"] != ():
+            continue
+        if not all(g.op(a) == "const" and g.shape(a) == () for a in args):
+            continue
+        vals = [np.float64(g.attrs(a)["value"]) for a in args]
+        with np.errstate(all="ignore"):
+            v = float(get_op(d["op"]).impl(*vals, **d["attrs"]))
+        if not math.isfinite(v):
+            continue
+        d["op"], d["attrs"] = "const", {"value": v, "shape": ()}
+        g.set_args(n, [])
+    return g
+
+
+def simplify(g: Graph) -> Graph:
+    """Algebraic identities, each keeping values exact.
+
+    identity(x) -> x; x*1, 1*x, x/1, x+0, 0+x, x-0 -> x (when the result has
+    x's shape); -(-x) -> x; (x.T).T -> x; reshape/broadcast/sum_to to the same
+    shape -> x; a ones/zeros/full array used where a scalar broadcasts the
+    same -> that scalar (no materialized arrays).
+    """
+    g = g.copy()
+    for n in g.topo():
+        if n not in g:
+            continue
+        d = g.data(n)
+        op, args, shape = d["op"], g.args(n), d["shape"]
+        repl = None
+        if op == "identity":
+            repl = args[0]
+        elif op in ("reshape", "broadcast_to", "sum_to") and g.shape(args[0]) == shape:
+            repl = args[0]
+        elif op == "neg" and g.op(args[0]) == "neg":
+            repl = g.args(args[0])[0]
+        elif op == "transpose" and g.op(args[0]) == "transpose":
+            inner = args[0]
+            if d["attrs"]["axes"] is None and g.attrs(inner)["axes"] is None:
+                repl = g.args(inner)[0]
+        elif op in ELEMENTWISE_BINARY:
+            a, b = args
+            ca, cb = _scalar_const(g, a), _scalar_const(g, b)
+            if op == "mul" and cb == 1.0 and g.shape(a) == shape:
+                repl = a
+            elif op == "mul" and ca == 1.0 and g.shape(b) == shape:
+                repl = b
+            elif op == "div" and cb == 1.0 and g.shape(a) == shape:
+                repl = a
+            elif op in ("add", "sub") and cb == 0.0 and g.shape(a) == shape:
+                repl = a
+            elif op == "add" and ca == 0.0 and g.shape(b) == shape:
+                repl = b
+            else:
+                _scalarize_fills(g, n)
+        if repl is not None:
+            _replace(g, n, repl)
+    return g
+
+
+def _scalarize_fills(g: Graph, n: str) -> None:
+    """A filled constant operand whose shape the result already has -> scalar."""
+    args = list(g.args(n))
+    shape = g.shape(n)
+    changed = False
+    for i, a in enumerate(args):
+        other = args[1 - i]
+        if g.op(a) == "const" and g.shape(a) != () and g.shape(other) == shape:
+            value = g.attrs(a)["value"]
+            with g.context(phase=g.data(a)["phase"], origin=g.data(a)["origin"], source=g.data(a)["source"]):
+                args[i] = g.add("const", [], {"value": value, "shape": ()}, hint="c")
+            changed = True
+    if changed:
+        g.set_args(n, args)
+
+
+def _replace(g: Graph, n: str, repl: str) -> None:
+    """Replace ``n`` by ``repl``; if ``n`` carried a user name, keep it visible."""
+    g.replace_uses(n, repl)
+    if not g.nx.out_degree(n) and n not in g.roots():
+        g.remove(n)

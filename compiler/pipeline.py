@@ -1,0 +1,69 @@
+"""The whole pipeline as one call, keeping every stage for dumps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .autodiff import differentiate
+from .codegen import CodegenOptions, generate
+from .ir import Graph
+from .lower import lower
+from .passes import PASS_NAMES, PassReport, optimize
+from .spec import Spec, load_spec, parse_json, spec_from_data
+
+STAGES = ("forward", "joint", "optimized")
+
+
+@dataclass
+class Compiled:
+    spec: Spec
+    forward: Graph
+    joint: Graph
+    optimized: Graph
+    source: str
+    report: PassReport
+
+    @property
+    def name(self) -> str:
+        return self.forward.meta.name
+
+    def stage(self, name: str) -> Graph:
+        return {"forward": self.forward, "joint": self.joint, "optimized": self.optimized}[name]
+
+
+def compile_spec(
+    spec: Spec,
+    spec_path: str | None = None,
+    spec_text: str | None = None,
+    passes: set[str] | None = None,
+    comments: bool = True,
+) -> Compiled:
+    """Spec -> forward IR -> joint IR -> optimized IR -> module source."""
+    fwd = lower(spec, spec_path, spec_text)
+    fwd.verify()
+    joint = differentiate(fwd)
+    joint.verify()
+    report = PassReport()
+    opt = optimize(joint, set(PASS_NAMES) if passes is None else passes, report=report)
+    source = generate(opt, CodegenOptions(comments=comments))
+    return Compiled(spec, fwd, joint, opt, source, report)
+
+
+def compile_file(path: str | Path, **kw) -> Compiled:
+    spec, text = load_spec(path)
+    return compile_spec(spec, spec_path=_display_path(path), spec_text=text, **kw)
+
+
+def compile_text(text: str, name: str = "<memory>", **kw) -> Compiled:
+    spec = spec_from_data(parse_json(text, name))
+    return compile_spec(spec, spec_path=name, spec_text=text, **kw)
+
+
+def _display_path(path: str | Path) -> str:
+    """The spec path as written in headers: relative to cwd when inside it."""
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return p.name

@@ -1,0 +1,1 @@
+"""Running generated code: loading, a reference interpreter, gradient checks."""
