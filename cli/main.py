@@ -115,25 +115,35 @@ def _check(c: Compiled, seed: Optional[int], as_json: bool) -> bool:
 
 @app.command()
 def compile(
-    spec: Path = typer.Argument(..., help="the network spec (JSON)"),
+    specs: list[Path] = typer.Argument(..., help="network spec files (JSON)"),
     out: Path = typer.Option(Path("generated"), "-o", "--out", help="output directory"),
     check: bool = typer.Option(False, "--check", help="also check gradients by finite differences"),
     O0: bool = typer.Option(False, "-O0", help="turn all optimization passes off"),
     no_comments: bool = typer.Option(False, "--no-comments", help="terse code without comments"),
 ) -> None:
-    """Compile SPEC into OUT/<name>.py.
+    """Compile each SPEC into OUT/<name>.py.
 
-    Example: bpc compile examples/sigmoid_2_3_1.json --check
+    Every spec is compiled before anything is written, so an error in one leaves
+    the output directory untouched. Example: bpc compile examples/sigmoid_2_3_1.json --check
     """
-    c = _compile(spec, O0, not no_comments)
+    compiled = [_compile(s, O0, not no_comments) for s in specs]
+    names = [c.name for c in compiled]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        fail(OutputError(f"two specs compile to the same module name '{dup[0]}'", str(out)))
     try:
-        target = _out_dir(out) / f"{c.name}.py"
-        write_atomic(target, c.source)
+        out_dir = _out_dir(out)
+        for c in compiled:
+            write_atomic(out_dir / f"{c.name}.py", c.source)
+            typer.echo(f"wrote {out_dir / f'{c.name}.py'}")
     except BpcError as e:
         fail(e)
-    typer.echo(f"wrote {target}")
-    if check and not _check(c, None, False):
-        raise typer.Exit(1)
+    except OSError as e:
+        fail(OutputError(f"cannot write: {e.strerror}", str(out)))
+    if check:
+        ok = [_check(c, None, False) for c in compiled]
+        if not all(ok):
+            raise typer.Exit(1)
 
 
 @app.command()

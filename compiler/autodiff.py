@@ -67,6 +67,10 @@ def differentiate(fwd: Graph) -> Graph:
             for a, ct in zip(args, cts):
                 if ct is not None and a in active:
                     contribs[a].append(_fit(ct, g.shape(a)))
+    for w in g.wrt:
+        if w not in totals:  # only piecewise-constant ops in between: zero
+            with g.context(phase=BACKWARD, origin=w, source=g.data(w)["source"]):
+                totals[w] = g.add("const", [], {"value": 0.0, "shape": g.shape(w)}, name=g.fresh(f"g_{w}"), named=True)
     g.grads = {w: totals[w] for w in g.wrt}
     return g
 

@@ -67,8 +67,11 @@ def module_name(spec: Spec, spec_path: str | None) -> str:
     return stem if stem[0].isalpha() else f"m_{stem}"
 
 
-def expand_mlp(m: MLP) -> tuple[list[TensorDecl], list[TensorDecl], list[OpNode], str]:
-    """The mlp shorthand as ordinary inputs, params and op nodes."""
+def expand_mlp(m: MLP) -> tuple[list[TensorDecl], list[TensorDecl], list[tuple[str, str]], str]:
+    """The mlp shorthand as ordinary inputs, params and expression nodes.
+
+    Returns inputs, params, (expression, source label) pairs and the loss name.
+    """
     row = m.layout == "row"
     n = m.sizes
     inputs = [
@@ -76,7 +79,7 @@ def expand_mlp(m: MLP) -> tuple[list[TensorDecl], list[TensorDecl], list[OpNode]
         TensorDecl(name=m.target, shape=[m.batch, n[-1]] if row else [n[-1], m.batch]),
     ]
     params: list[TensorDecl] = []
-    nodes: list[OpNode] = []
+    nodes: list[tuple[str, str]] = []
     h = m.input
     depth = len(n) - 1
     for k in range(1, depth + 1):
@@ -87,22 +90,20 @@ def expand_mlp(m: MLP) -> tuple[list[TensorDecl], list[TensorDecl], list[OpNode]
         last = k == depth
         act = m.output_activation if last else m.activation
         z = "prediction" if last and act == "linear" else f"z{k}"
-        mm = f"{z}_mm" if m.bias else z
-        nodes.append(OpNode(name=mm, op="matmul", inputs=[h, w] if row else [w, h]))
+        affine = f"{h} @ {w}" if row else f"{w} @ {h}"
         if m.bias:
             params.append(
                 TensorDecl(name=b, shape=[n[k]] if row else [n[k], 1], init=Initializer(kind="zeros"))
             )
-            nodes.append(OpNode(name=z, op="add", inputs=[mm, b]))
+            affine += f" + {b}"
+        where = f"mlp (layer {k})"
+        nodes.append((f"{z} = {affine}", where))
+        h = z
         if act != "linear":
-            out = "prediction" if last else f"h{k}"
-            nodes.append(OpNode(name=out, op=act, inputs=[z]))
-            h = out
-        else:
-            h = z
-    nodes.append(OpNode(name="residual", op="sub", inputs=["prediction", m.target]))
-    nodes.append(OpNode(name="squared_error", op="square", inputs=["residual"]))
-    nodes.append(OpNode(name="loss", op="sum" if m.loss == "sse" else "mean", inputs=["squared_error"]))
+            h = "prediction" if last else f"h{k}"
+            nodes.append((f"{h} = {act}({z})", f"mlp (layer {k} activation)"))
+    reduce = "sum" if m.loss == "sse" else "mean"
+    nodes.append((f"loss = {reduce}(({h} - {m.target}) ** 2)", "mlp (loss)"))
     return inputs, params, nodes, "loss"
 
 
@@ -130,7 +131,7 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
         mi, mp, mn, mloss = expand_mlp(spec.mlp)
         inputs += [(d, "mlp") for d in mi]
         params += [(d, "mlp") for d in mp]
-        raw_nodes += [(n, f"mlp ({n.name})") for n in mn]
+        raw_nodes += mn
         loss = loss or mloss
     raw_nodes += [(n, path("nodes", i)) for i, n in enumerate(spec.nodes)]
     if len(raw_nodes) > MAX_NODES:

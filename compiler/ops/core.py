@@ -50,7 +50,7 @@ def binary_samples(domain=None):
     return [Sample(s, {}, domain) for s in BINARY_SHAPES]
 
 
-def same(x):
+def same(x, **attrs):
     return x
 
 
@@ -403,7 +403,11 @@ defop(
     arity=1,
     shape=_reshape_shape,
     impl=lambda x, shape: np.reshape(x, shape),
-    emit=lambda e: method(e[0], f".reshape({pyval(e.attrs['shape'])})"),
+    emit=lambda e: (
+        method(e[0], f".reshape({pyval(e.attrs['shape'])})")
+        if e[0].shape
+        else call("np.reshape", e[0], pyval(e.attrs["shape"]))
+    ),
     vjp=lambda g, out, x, shape: [g.reshape(x.shape)],
     attrs=[Attr("shape", "shape")],
     derivative="dx = reshape(g, x.shape)",

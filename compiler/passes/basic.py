@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..ir import Graph
+from ..ir import BACKWARD, Graph
 from ..ops.registry import get_op
 
 SOURCES = {"input", "param"}
@@ -108,6 +108,10 @@ def simplify(g: Graph) -> Graph:
             repl = args[0]
         elif op in ("reshape", "broadcast_to", "sum_to") and g.shape(args[0]) == shape:
             repl = args[0]
+        elif op in ("reshape", "broadcast_to") and g.op(args[0]) == "const":
+            # A filled constant stays a filled constant in any shape.
+            d["op"], d["attrs"] = "const", {"value": g.attrs(args[0])["value"], "shape": shape}
+            g.set_args(n, [])
         elif op == "neg" and g.op(args[0]) == "neg":
             repl = g.args(args[0])[0]
         elif op == "transpose" and g.op(args[0]) == "transpose":
@@ -151,7 +155,11 @@ def _scalarize_fills(g: Graph, n: str) -> None:
 
 
 def _replace(g: Graph, n: str, repl: str) -> None:
-    """Replace ``n`` by ``repl``; if ``n`` carried a user name, keep it visible."""
+    """Replace ``n`` by ``repl``. An adjoint's readable name (``g_x``) moves
+    to ``repl`` when that is an unnamed adjoint temporary."""
     g.replace_uses(n, repl)
-    if not g.nx.out_degree(n) and n not in g.roots():
-        g.remove(n)
+    dn, dr = g.data(n), g.data(repl)
+    g.remove(n)
+    if dn["named"] and not dr["named"] and dn["phase"] == dr["phase"] == BACKWARD:
+        g.rename(repl, n)
+        g.data(n)["named"] = True

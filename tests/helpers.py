@@ -1,0 +1,44 @@
+"""Shared test helpers: build one-op graphs, random data for op samples."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.autodiff import differentiate
+from compiler.ir import Graph, Meta
+from compiler.ops.registry import OpDef, Sample
+
+
+def sample_arrays(op: OpDef, sample: Sample, rng: np.random.Generator) -> list[np.ndarray]:
+    lo, hi = sample.domain or op.domain
+    arrays = []
+    for shape in sample.shapes:
+        x = rng.uniform(lo, hi, size=shape)
+        for k in op.kinks:  # keep finite differences away from kinks
+            near = np.abs(x - k) < 0.05
+            x = np.where(near, k + 0.05 * np.sign(x - k + 1e-12), x)
+        arrays.append(np.asarray(x, dtype=np.float64))
+    return arrays
+
+
+def one_op_graph(op: OpDef, sample: Sample) -> Graph:
+    """inputs a0..ak -> op -> loss = sum(op * r), wrt every operand."""
+    g = Graph(Meta(name=f"op_{op.name}"))
+    names = []
+    for i, shape in enumerate(sample.shapes):
+        names.append(g.add("input", [], {"shape": shape}, name=f"a{i}", named=True))
+        g.inputs.append(f"a{i}")
+    out = g.add(op.name, names, dict(sample.attrs), name="out", named=True)
+    g.add("input", [], {"shape": g.shape(out)}, name="r", named=True)
+    g.inputs.append("r")
+    prod = g.add("mul", [out, "r"], name="weighted", named=True)
+    g.add("sum", [prod], {"axis": None, "keepdims": False}, name="loss", named=True)
+    g.loss = "loss"
+    g.wrt = list(names)
+    return g
+
+
+def joint(g: Graph) -> Graph:
+    j = differentiate(g)
+    j.verify()
+    return j

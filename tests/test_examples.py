@@ -1,0 +1,137 @@
+"""End to end, for every example: compile -> import -> value_and_grad -> finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compiler.pipeline import compile_file
+from runtime import interpreter
+from runtime.check import check_compiled, example_arrays
+from runtime.loader import load_source
+
+from .conftest import EXAMPLES
+
+IDS = [p.stem for p in EXAMPLES]
+
+
+@pytest.fixture(scope="module", params=EXAMPLES, ids=IDS)
+def compiled(request):
+    return compile_file(request.param.relative_to(request.param.parents[1]))
+
+
+def test_reference_examples_exist():
+    expected = {
+        "scalar", "perceptron", "one_hidden", "two_hidden", "relu_deep",
+        "mlp_2_10_10_1", "sigmoid_2_3_1", "neuron",
+    }
+    assert expected <= set(IDS)
+
+
+@pytest.mark.parametrize("seed", [None, 1, 2])
+def test_gradients_match_finite_differences(compiled, seed):
+    result = check_compiled(compiled, seed=seed)
+    for t in result.tensors:
+        assert t.passed, f"{compiled.name}.{t.name}: abs {t.max_abs:.2e} rel {t.max_rel:.2e}"
+        assert t.max_rel < 1e-6, f"{compiled.name}.{t.name}: rel {t.max_rel:.2e}"
+    assert result.passed
+
+
+@pytest.mark.parametrize("passes", [None, set()], ids=["O2", "O0"])
+def test_generated_code_equals_reference_interpreter(compiled, passes):
+    c = compile_file(f"examples/{compiled.name}.json", passes=passes)
+    module = load_source(c.source, c.name)
+    arrays = example_arrays(module, seed=3)
+    loss, grads = module.value_and_grad(**arrays)
+    ref_loss, ref_grads = interpreter.value_and_grad(c.joint, arrays)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-12, atol=1e-12)
+    assert set(grads) == set(module.WRT)
+    for w in module.WRT:
+        assert np.shape(grads[w]) == np.shape(ref_grads[w])
+        np.testing.assert_allclose(grads[w], ref_grads[w], rtol=1e-10, atol=1e-12)
+    # forward agrees with value_and_grad's loss
+    out = module.forward(**arrays)
+    np.testing.assert_allclose(out[0] if isinstance(out, tuple) else out, loss, rtol=0, atol=0)
+
+
+def test_module_contract(compiled):
+    module = load_source(compiled.source, compiled.name)
+    params, inputs = module.init_params(), module.example_inputs()
+    assert list(params) == list(module.PARAMS) and list(inputs) == list(module.INPUTS)
+    for name, shape in {**module.PARAMS, **module.INPUTS}.items():
+        assert np.shape({**params, **inputs}[name]) == shape
+    loss, grads = module.value_and_grad(**params, **inputs)
+    assert np.size(loss) == 1
+    assert tuple(grads) == module.WRT
+    shapes = {**module.PARAMS, **module.INPUTS}
+    for w, gw in grads.items():
+        if w in shapes:
+            assert np.shape(gw) == shapes[w], w
+    # init_params is deterministic in its seed
+    again = module.init_params()
+    for k in params:
+        np.testing.assert_array_equal(params[k], again[k])
+
+
+def _load(name):
+    c = compile_file(f"examples/{name}.json")
+    return load_source(c.source, name), c
+
+
+def test_neuron_known_answer():
+    # The exercise's published answer: df/dW1 = [0.5898, -0.3932], df/db1 = 0.1966.
+    m, _ = _load("neuron")
+    loss, g = m.value_and_grad(**m.init_params(), **m.example_inputs())
+    np.testing.assert_allclose(g["W1"], [[0.5898, -0.3932]], atol=5e-5)
+    np.testing.assert_allclose(g["b1"], [0.1966], atol=5e-5)
+
+
+def test_scalar_network_closed_form():
+    # f = (wx*x + wy*y) * (wz*z): df/dwx = wz*z*x, df/dwy = wz*z*y, df/dwz = p*z.
+    m, _ = _load("scalar")
+    p, i = m.init_params(), m.example_inputs()
+    loss, g = m.value_and_grad(**p, **i)
+    wx, wy, wz = p["wx"].item(), p["wy"].item(), p["wz"].item()
+    x, y, z = i["x"].item(), i["y"].item(), i["z"].item()
+    assert (x, y, z) == (5.0, 3.0, 2.0)
+    assert loss.item() == pytest.approx((wx * x + wy * y) * (wz * z))
+    assert g["wx"].item() == pytest.approx(wz * z * x)
+    assert g["wy"].item() == pytest.approx(wz * z * y)
+    assert g["wz"].item() == pytest.approx((wx * x + wy * y) * z)
+
+
+def test_sigmoid_2_3_1_hand_derivation():
+    # Independent hand-written NumPy backprop of the exercise (column layout, loss log(X2)).
+    m, _ = _load("sigmoid_2_3_1")
+    p, i = m.init_params(), m.example_inputs()
+    W1, b1, W2, b2, X0 = p["W1"], p["beta1"], p["W2"], p["beta2"], i["X0"]
+    s = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    X1 = s(W1 @ X0 + b1)
+    X2 = s(W2 @ X1 + b2)
+    d2 = (1 / X2) * X2 * (1 - X2)  # dl/dz2
+    dX1 = W2.T @ d2
+    d1 = dX1 * X1 * (1 - X1)
+    loss, g = m.value_and_grad(**p, **i)
+    np.testing.assert_allclose(loss, np.log(X2), rtol=1e-14)
+    np.testing.assert_allclose(g["W2"], d2 @ X1.T, rtol=1e-12)
+    np.testing.assert_allclose(g["beta2"], d2, rtol=1e-12)
+    np.testing.assert_allclose(g["X1"], dX1, rtol=1e-12)
+    np.testing.assert_allclose(g["W1"], d1 @ X0.T, rtol=1e-12)
+    np.testing.assert_allclose(g["beta1"], d1, rtol=1e-12)
+    np.testing.assert_allclose(g["X0"], W1.T @ d1, rtol=1e-12)
+
+
+def test_sgd_training_script_reduces_loss():
+    import runpy
+    import sys
+
+    from .conftest import ROOT
+
+    argv = sys.argv
+    sys.argv = ["train", "--steps", "3000", "--quiet"]
+    try:
+        ns = runpy.run_path(str(ROOT / "examples" / "train_mlp_2_10_10_1.py"), run_name="not_main")
+        first, last = ns["train"](steps=3000, verbose=False)
+    finally:
+        sys.argv = argv
+    assert last < 0.5 * first, (first, last)
