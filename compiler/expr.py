@@ -97,10 +97,19 @@ def _check(node: ast.AST, where: str, names: list, depth: int) -> None:
     elif isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name):
             raise _err("only registered ops can be called, by plain name", where, node)
-        op = all_ops().get(node.func.id)
-        if op is None or not op.public:
-            get_op(node.func.id) if op is None else None  # raises with suggestions
-            raise _err(f"'{node.func.id}' is not an op usable in specs", where, node.func)
+        fname = node.func.id
+        if fname.startswith("__"):
+            raise _err(f"dunder name '{fname}' is not allowed", where, node.func)
+        op = all_ops().get(fname)
+        if op is None:
+            try:
+                get_op(fname)  # raises with suggestions
+            except ExprError:
+                raise
+            except Exception as e:
+                raise _err(getattr(e, "message", str(e)), where, node.func) from None
+        if not op.public:
+            raise _err(f"'{fname}' is not an op usable in specs", where, node.func)
         for a in node.args:
             if isinstance(a, ast.Starred):
                 raise _err("*arguments are not allowed", where, a)

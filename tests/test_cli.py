@@ -1,0 +1,164 @@
+"""The CLI through typer's CliRunner: happy paths and every class of user error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+
+runner = CliRunner()
+
+GOOD = {
+    "inputs": [{"name": "x", "shape": [2, 1], "value": [1.0, 2.0]}],
+    "params": [{"name": "W", "shape": [1, 2]}],
+    "nodes": ["y = sigmoid(W @ x)"],
+    "loss": "y",
+}
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def write(tmp_path, spec, name="net.json"):
+    p = tmp_path / name
+    p.write_text(spec if isinstance(spec, str) else json.dumps(spec))
+    return p
+
+
+def test_compile_writes_module_and_checks(tmp_path):
+    spec = write(tmp_path, GOOD)
+    r = run("compile", spec, "-o", tmp_path / "out", "--check")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "out" / "net.py").exists()
+    assert "PASSED" in r.output
+
+
+def test_compile_O0_and_no_comments(tmp_path):
+    spec = write(tmp_path, GOOD)
+    r = run("compile", spec, "-o", tmp_path, "-O0", "--no-comments")
+    assert r.exit_code == 0, r.output
+    src = (tmp_path / "net.py").read_text()
+    assert "# Backward pass" not in src
+    assert "identity" not in src
+
+
+def test_check_table_and_json(tmp_path):
+    spec = write(tmp_path, GOOD)
+    r = run("check", spec)
+    assert r.exit_code == 0 and "PASSED" in r.output and "max rel error" in r.output
+    r = run("check", spec, "--json")
+    data = json.loads(r.output)
+    assert data["passed"] and data["tensors"][0]["name"] == "W"
+    assert data["tensors"][0]["max_rel_error"] < 1e-6
+
+
+@pytest.mark.parametrize("stage", ["forward", "joint", "optimized"])
+@pytest.mark.parametrize("fmt", ["text", "json", "dot"])
+def test_ir_dumps(stage, fmt):
+    r = run("ir", "examples/sigmoid_2_3_1.json", "--stage", stage, "--format", fmt)
+    assert r.exit_code == 0, r.output
+    if fmt == "json":
+        data = json.loads(r.output)
+        assert any(n["id"] == "X1" for n in data["nodes"])
+    elif fmt == "dot":
+        assert r.output.startswith('digraph "sigmoid_2_3_1"')
+    else:
+        assert "X1:f64[3,1] = sigmoid" in r.output
+        assert ("-- backward --" in r.output) == (stage != "forward")
+
+
+def test_ir_stats():
+    r = run("ir", "examples/relu_deep.json", "--stats")
+    assert r.exit_code == 0 and "before" in r.output and "total" in r.output
+
+
+def test_ops_lists_every_public_op():
+    from compiler.ops import public_ops
+
+    r = run("ops")
+    assert r.exit_code == 0
+    for name in public_ops():
+        assert name in r.output
+
+
+def _bad(tmp_path, spec):
+    p = write(tmp_path, spec)
+    out = tmp_path / "out"
+    r = run("compile", p, "-o", out)
+    return r, out
+
+
+def mutate(**changes):
+    spec = json.loads(json.dumps(GOOD))
+    spec.update(changes)
+    return spec
+
+
+BAD = {
+    "invalid_json": ('{"inputs": [}', "line 1, column 13", "invalid JSON"),
+    "unknown_op": (mutate(nodes=[{"name": "y", "op": "sigmod", "inputs": ["x"]}]), "nodes[0].op", "did you mean 'sigmoid'"),
+    "unknown_op_in_expression": (mutate(nodes=["y = sigmod(W @ x)"]), "nodes[0]", "unknown op 'sigmod'"),
+    "wrong_arity": (mutate(nodes=[{"name": "y", "op": "add", "inputs": ["x"]}]), "nodes[0]", "takes 2 inputs, got 1"),
+    "shape_mismatch": (mutate(nodes=[{"name": "y", "op": "matmul", "inputs": ["W", "W"]}]), "nodes[0]", "inner dimensions differ: [1, 2] @ [1, 2]"),
+    "not_broadcastable": (mutate(inputs=GOOD["inputs"] + [{"name": "v", "shape": [3, 1]}], nodes=["y = sum(x + v)"]), "nodes[0], column 9", "shapes [2, 1] and [3, 1] are not broadcastable"),
+    "unknown_input_name": (mutate(nodes=[{"name": "y", "op": "matmul", "inputs": ["W", "q"]}]), "nodes[0].inputs[1]", "unknown name 'q'"),
+    "unknown_wrt": (mutate(wrt=["W", "nope"]), "wrt[1]", "unknown name 'nope'"),
+    "wrt_not_used": (mutate(params=GOOD["params"] + [{"name": "V", "shape": [1]}], wrt=["V"]), "wrt[0]", "does not depend on 'V'"),
+    "cycle": (mutate(nodes=["a = b + x", "b = a * x", "y = sum(a)"]), "nodes[0]", "cycle: a -> b -> a"),
+    "duplicate_name": (mutate(nodes=["x = W @ x", "y = sum(x)"]), "nodes[0]", "duplicate name 'x'"),
+    "loss_not_scalar": (mutate(nodes=["y = x * 2.0"]), "loss", "exactly one element"),
+    "unknown_key": (mutate(lossy="y"), "spec", "unknown key 'lossy'"),
+    "bad_shape": (mutate(params=[{"name": "W", "shape": [1, 0]}]), "params[0].shape[1]", "greater than or equal to 1"),
+    "bad_value": (mutate(inputs=[{"name": "x", "shape": [2, 1], "value": [1.0, "a"]}]), "inputs[0].value", "expected a number"),
+    "value_shape": (mutate(inputs=[{"name": "x", "shape": [2, 1], "value": [1.0, 2.0, 3.0]}]), "inputs[0].value", "expected [2, 1]"),
+    "nan_value": ('{"inputs": [{"name": "x", "shape": [1], "value": [NaN]}], "loss": "x"}', "net.json", "NaN"),
+    "bad_name": (mutate(params=[{"name": "W; import os", "shape": [1, 2]}]), "params[0].name", "invalid name"),
+    "keyword_name": (mutate(params=[{"name": "lambda", "shape": [1, 2]}]), "params[0].name", "reserved"),
+    "disallowed_syntax": (mutate(nodes=["y = __import__('os')"]), "nodes[0], column 5", "dunder name"),
+    "attribute_access": (mutate(nodes=["y = sum(x.shape)"]), "nodes[0], column 9", "only .T"),
+    "missing_loss": ({"inputs": GOOD["inputs"]}, "spec", "loss"),
+    "bad_attribute": (mutate(nodes=["y = sum(W @ x, axis='a')"]), "nodes[0], column 21", "literals"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_line_with_location_and_exit_2(tmp_path, case):
+    spec, location, message = BAD[case]
+    r, out = _bad(tmp_path, spec)
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1, r.output
+    assert lines[0].startswith("error: ")
+    assert location in lines[0], lines[0]
+    assert message in lines[0], lines[0]
+    assert "Traceback" not in r.output
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_missing_spec_file(tmp_path):
+    r = run("compile", tmp_path / "nope.json", "-o", tmp_path / "o")
+    assert r.exit_code == 2 and "no such file" in r.output
+
+
+def test_output_into_a_file_is_an_error(tmp_path):
+    spec = write(tmp_path, GOOD)
+    f = tmp_path / "afile"
+    f.write_text("keep")
+    r = run("compile", spec, "-o", f)
+    assert r.exit_code == 2 and "is a file" in r.output
+    assert f.read_text() == "keep"
+
+
+def test_failed_compile_keeps_previous_module(tmp_path):
+    spec = write(tmp_path, GOOD)
+    out = tmp_path / "out"
+    assert run("compile", spec, "-o", out).exit_code == 0
+    before = (out / "net.py").read_text()
+    write(tmp_path, mutate(nodes=["y = nope(x)"]))
+    assert run("compile", spec, "-o", out).exit_code == 2
+    assert (out / "net.py").read_text() == before
+    assert [p.name for p in out.iterdir()] == ["net.py"]  # no temp files left
