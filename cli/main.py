@@ -105,10 +105,23 @@ def _print_check(result, as_json: bool) -> None:
     console.print("[green]PASSED[/green]" if result.passed else "[red]FAILED[/red]")
 
 
-def _check(c: Compiled, seed: Optional[int], as_json: bool) -> bool:
+def _parse_dims(dims: list[str] | None) -> dict[str, int]:
+    out = {}
+    for d in dims or []:
+        name, _, size = d.partition("=")
+        if not size.isdigit() or int(size) < 1:
+            fail(BpcError(f"expected NAME=SIZE with a positive size, got {d!r}", "--dim"))
+        out[name] = int(size)
+    return out
+
+
+def _check(c: Compiled, seed: Optional[int], as_json: bool, dims: dict | None = None) -> bool:
     from runtime.check import check_compiled
 
-    result = check_compiled(c, seed=seed)
+    unknown = sorted(set(dims or {}) - set(c.forward.dims))
+    if unknown:
+        fail(BpcError(f"the spec has no symbolic dim '{unknown[0]}'", "--dim"))
+    result = check_compiled(c, seed=seed, dims=dims)
     _print_check(result, as_json)
     return result.passed
 
@@ -152,13 +165,14 @@ def check(
     seed: Optional[int] = typer.Option(None, help="seed for init_params/example_inputs"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     O0: bool = typer.Option(False, "-O0", help="check the unoptimized code"),
+    dim: Optional[list[str]] = typer.Option(None, "--dim", help="size of a symbolic dim, e.g. batch=64"),
 ) -> None:
     """Compile SPEC in memory, run it, compare gradients with finite differences.
 
     Exits 1 when a gradient is off. Example: bpc check examples/neuron.json
     """
     c = _compile(spec, O0)
-    if not _check(c, seed, as_json):
+    if not _check(c, seed, as_json, _parse_dims(dim)):
         raise typer.Exit(1)
 
 

@@ -21,16 +21,19 @@ printed, and differentiated again.
 from __future__ import annotations
 
 from .ir import BACKWARD, Graph
-from .ops.registry import V, broadcast, get_op
+from .ops.registry import V, broadcast, get_op, is_static
 
 
-def _fit(ct: V, shape: tuple[int, ...]) -> V:
-    """Bring a cotangent to exactly ``shape`` (the adjoint of broadcasting)."""
+def _fit(ct: V, arg: V) -> V:
+    """Bring a cotangent to exactly ``arg``'s shape (the adjoint of broadcasting)."""
+    shape = arg.shape
     if ct.shape == shape:
         return ct
     full = broadcast(ct.shape, shape)
-    if full != ct.shape:
-        ct = ct.broadcast_to(full)
+    if full == shape:
+        return ct.broadcast_to(shape, like=arg)
+    if full != ct.shape:  # both sides broadcast: rare
+        ct = ct.broadcast_to(full) if is_static(full) else ct + arg.apply("zeros_like")
     return ct.sum_to(shape)
 
 
@@ -45,7 +48,8 @@ def differentiate(fwd: Graph) -> Graph:
 
     with g.context(phase=BACKWARD, origin=g.loss, source=g.data(g.loss)["source"]):
         seed = g.add("const", [], {"value": 1.0, "shape": g.shape(g.loss)}, hint="seed")
-    contribs[g.loss].append(V(g, seed))
+    if g.loss in active:
+        contribs[g.loss].append(V(g, seed))
 
     totals: dict[str, str] = {}
     for n in reversed(order):
@@ -66,11 +70,14 @@ def differentiate(fwd: Graph) -> Graph:
             cts = opdef.vjp(V(g, total), V(g, n), *(V(g, a) for a in args), **d["attrs"])
             for a, ct in zip(args, cts):
                 if ct is not None and a in active:
-                    contribs[a].append(_fit(ct, g.shape(a)))
+                    contribs[a].append(_fit(ct, V(g, a)))
     for w in g.wrt:
         if w not in totals:  # only piecewise-constant ops in between: zero
             with g.context(phase=BACKWARD, origin=w, source=g.data(w)["source"]):
-                totals[w] = g.add("const", [], {"value": 0.0, "shape": g.shape(w)}, name=g.fresh(f"g_{w}"), named=True)
+                if is_static(g.shape(w)):
+                    totals[w] = g.add("const", [], {"value": 0.0, "shape": g.shape(w)}, name=g.fresh(f"g_{w}"), named=True)
+                else:
+                    totals[w] = g.add("zeros_like", [w], name=g.fresh(f"g_{w}"), named=True)
     g.grads = {w: totals[w] for w in g.wrt}
     return g
 

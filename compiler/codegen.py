@@ -70,8 +70,9 @@ class _Emitter:
         self.order = [n for n in g.topo(nodes) if g.op(n) not in SOURCES]
         self.uses = {n: 0 for n in nodes}
         for n in self.order:
+            k = 2 if get_op(g.op(n)).reuses_operands else 1
             for a in g.args(n):
-                self.uses[a] += 1
+                self.uses[a] += k
 
     def inlined(self, n: str) -> bool:
         g = self.g
@@ -152,6 +153,7 @@ def generate(g: Graph, opts: CodegenOptions | None = None) -> str:
                 f"OUTPUTS = {pyval(tuple(g.outputs)) if g.outputs else '()'}",
                 f"LOSS = {g.loss!r}",
             ]
+            + ([f"DIMS = {{{', '.join(f'{k!r}: {v}' for k, v in g.dims.items())}}}"] if g.dims else [])
         )
     )
 
@@ -240,12 +242,26 @@ def _inputs_function(g: Graph) -> str:
             items.append(f'"{i}": {_array_literal(g.values[i])}')
         else:
             uses_rng = True
-            items.append(f'"{i}": rng.standard_normal({pyval(tuple(g.shape(i)))})')
+            dims = [str(d) if isinstance(d, int) else f"dims[{d!r}]" for d in g.shape(i)]
+            shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+            if i in g.classes:
+                draw = f"rng.integers(0, {g.classes[i]}, size={shape}).astype(np.float64)"
+            else:
+                draw = f"rng.standard_normal({shape})"
+            items.append(f'"{i}": {draw}')
     doc = (
         '    """Example inputs: the spec\'s values, or standard normal draws from\n'
-        '    np.random.default_rng(seed) for inputs the spec gives no value."""'
+        "    np.random.default_rng(seed) for inputs the spec gives no value."
     )
-    lines = ["rng = np.random.default_rng(seed)"] if uses_rng else []
+    lines = []
+    if g.dims:
+        doc += '\n\n    dims: sizes of symbolic dims (default DIMS)."""'
+        lines.append("dims = {**DIMS, **(dims or {})}")
+        sig = "seed=0, dims=None"
+    else:
+        doc += '"""'
+        sig = "seed=0"
+    if uses_rng:
+        lines.append("rng = np.random.default_rng(seed)")
     lines.append("return {" + ", ".join(items) + "}")
-    param = "seed=0" if uses_rng else "seed=0"
-    return f"def example_inputs({param}):\n{doc}\n" + _indent(lines)
+    return f"def example_inputs({sig}):\n{doc}\n" + _indent(lines)

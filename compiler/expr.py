@@ -7,6 +7,8 @@ spec is ever passed to ``eval`` or ``exec``. Accepted syntax:
 * names of declared values, and int/float literals;
 * binary ``+ - * / ** @``, unary ``-`` and ``+``;
 * ``x.T`` (transpose), and no other attribute access;
+* single comparisons ``a > b`` (``>= < <= ==``), for ``where``;
+* static indexing ``x[0]``, ``x[1:3, :]`` (integer literals, step 1);
 * calls of registered ops by name, with keyword arguments for attributes whose
   values are literals (numbers, True/False/None, tuples or lists of ints).
 
@@ -24,6 +26,8 @@ from .ops.registry import all_ops
 
 MAX_EXPR_LENGTH = 10_000
 MAX_EXPR_DEPTH = 100
+
+_CMPOPS = {ast.Gt: "gt", ast.GtE: "ge", ast.Lt: "lt", ast.LtE: "le", ast.Eq: "eq"}
 
 _BINOPS = {
     ast.Add: "add",
@@ -90,6 +94,14 @@ def _check(node: ast.AST, where: str, names: list, depth: int) -> None:
         if not isinstance(node.op, (ast.USub, ast.UAdd)):
             raise _err(f"operator {type(node.op).__name__} is not allowed", where, node)
         _check(node.operand, where, names, d)
+    elif isinstance(node, ast.Compare):
+        if len(node.ops) != 1 or type(node.ops[0]) not in _CMPOPS:
+            raise _err("only single comparisons < <= > >= == are allowed", where, node)
+        _check(node.left, where, names, d)
+        _check(node.comparators[0], where, names, d)
+    elif isinstance(node, ast.Subscript):
+        _check(node.value, where, names, d)
+        _static_index(node.slice, where)
     elif isinstance(node, ast.Attribute):
         if node.attr != "T":
             raise _err(f"attribute '.{node.attr}' is not allowed (only .T)", where, node)
@@ -122,10 +134,42 @@ def _check(node: ast.AST, where: str, names: list, depth: int) -> None:
         raise _err(f"{type(node).__name__} is not allowed in an expression", where, node)
 
 
+def _static_index(node: ast.AST, where: str) -> tuple:
+    """x[1, 0:2, :] -> (1, (0, 2), (None, None)); ints and step-1 slices only."""
+    items = node.elts if isinstance(node, ast.Tuple) else [node]
+    out = []
+    for it in items:
+        if isinstance(it, ast.Slice):
+            if it.step is not None:
+                raise _err("slices with a step are not supported", where, it)
+            bounds = []
+            for b in (it.lower, it.upper):
+                v = None if b is None else _int_const(b)
+                if b is not None and v is None:
+                    raise _err("slice bounds must be integer literals", where, b)
+                bounds.append(v)
+            out.append(tuple(bounds))
+        else:
+            v = _int_const(it)
+            if v is None:
+                raise _err("indices must be integer literals or a:b slices", where, it)
+            out.append(v)
+    return tuple(out)
+
+
+def _int_const(node: ast.AST) -> int | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        v = _int_const(node.operand)
+        return None if v is None else -v
+    return None
+
+
 def _literal(node: ast.AST, where: str):
-    """An attribute value: number, True/False/None, or a tuple/list of ints."""
+    """An attribute value: number, string, True/False/None, or a tuple of ints."""
     if isinstance(node, ast.Constant) and (
-        node.value is None or isinstance(node.value, (bool, int, float))
+        node.value is None or isinstance(node.value, (bool, int, float, str))
     ):
         return node.value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
@@ -136,7 +180,7 @@ def _literal(node: ast.AST, where: str):
         vals = [_literal(e, where) for e in node.elts]
         if all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
             return tuple(vals)
-    raise _err("attribute values must be literals (numbers, True/False/None, tuples of ints)", where, node)
+    raise _err("attribute values must be literals (numbers, strings, True/False/None, tuples of ints)", where, node)
 
 
 def _const_value(node: ast.AST) -> float | None:
@@ -191,6 +235,12 @@ def lower(parsed: Parsed, graph, where: str) -> str:
             a = build(node.left, None)
             b = build(node.right, None)
             return add(_BINOPS[type(node.op)], [a, b])
+        if isinstance(node, ast.Compare):
+            a = build(node.left, None)
+            b = build(node.comparators[0], None)
+            return add(_CMPOPS[type(node.ops[0])], [a, b])
+        if isinstance(node, ast.Subscript):
+            return add("slice", [build(node.value, None)], {"index": _static_index(node.slice, src)})
         if isinstance(node, ast.Attribute):  # .T
             return add("transpose", [build(node.value, None)], {"axes": None})
         if isinstance(node, ast.Call):

@@ -70,6 +70,11 @@ class _Context:
     phase: str = FORWARD
     source: str | None = None
     origin: str | None = None
+    prefix: str | None = None  # name prefix for temporaries (composite ops)
+
+
+# Python builtins a temporary must not shadow in generated code.
+_BUILTINS = frozenset(dir(__import__("builtins")))
 
 
 class Graph:
@@ -88,6 +93,8 @@ class Graph:
         self.inits: dict[str, Any] = {}  # param name -> Initializer
         self.docs: dict[str, str] = {}
         self.source_text: dict[str, str] = {}  # spec location -> its text
+        self.dims: dict[str, int] = {}  # symbolic dim -> example size
+        self.classes: dict[str, int] = {}  # label input -> number of classes
         self._seq = 0
         self._ctx = _Context()
         self._reserved: set[str] = set()
@@ -111,6 +118,8 @@ class Graph:
     def fresh(self, hint: str) -> str:
         """A new unique node name based on ``hint``."""
         base = hint if hint and (hint[0].isalpha()) else f"t_{hint}"
+        if base in _BUILTINS:
+            base = f"{base}_"
         name, k = base, 1
         while name in self.nx or name in self._reserved:
             k += 1
@@ -133,8 +142,11 @@ class Graph:
         attrs = opdef.normalize_attrs(dict(attrs or {}), self._ctx.source)
         shapes = [self.shape(a) for a in args]
         shape = opdef.infer_shape(shapes, attrs, self._ctx.source)
+        if opdef.decompose is not None:
+            return self._expand(opdef, list(args), attrs, shape, name, named, hint)
         if name is None:
-            name = self.fresh(hint or op)
+            prefix = self._ctx.prefix
+            name = self.fresh(hint or (f"{prefix}_{op}" if prefix else op))
         elif name in self.nx:
             raise GraphError(f"duplicate name '{name}'", self._ctx.source)
         self._seq += 1
@@ -152,6 +164,24 @@ class Graph:
         )
         for i, a in enumerate(args):
             self.nx.add_edge(a, name, pos=i)
+        return name
+
+    def _expand(self, opdef, args, attrs, shape, name, named, hint) -> str:
+        """A composite op: add its decomposition into primitive ops."""
+        from .ops.registry import V
+
+        if name is not None and name in self.nx:
+            raise GraphError(f"duplicate name '{name}'", self._ctx.source)
+        prefix = name or (hint.rsplit("_", 1)[0] if hint else None) or self._ctx.prefix
+        with self.context(prefix=prefix):
+            out = opdef.decompose(*(V(self, a) for a in args), **attrs).name
+        assert self.shape(out) == tuple(shape), (opdef.name, self.shape(out), shape)
+        if name is None:
+            return out
+        if out in args or self.nx.nodes[out]["named"] or self.nx.nodes[out]["op"] in ("input", "param"):
+            return self.add("identity", [out], name=name, named=named)
+        self.rename(out, name)
+        self.nx.nodes[name]["named"] = named
         return name
 
     # ------------------------------------------------------------ queries
@@ -277,6 +307,8 @@ class Graph:
         g.wrt = list(self.wrt)
         g.values, g.inits, g.docs = dict(self.values), dict(self.inits), dict(self.docs)
         g.source_text = dict(self.source_text)
+        g.dims = dict(self.dims)
+        g.classes = dict(self.classes)
         g._reserved = set(self._reserved)
         g._ctx = _Context()
         return g
@@ -291,6 +323,8 @@ class Graph:
             args = self.args(n)
             if opdef.arity is not None and len(args) != opdef.arity:
                 raise AssertionError(f"{n}: {d['op']} has {len(args)} operands")
+            if opdef.decompose is not None:
+                raise AssertionError(f"{n}: composite op {d['op']} left in the graph")
             poss = sorted(p for _, _, p in self.nx.in_edges(n, data="pos"))
             if poss != list(range(len(args))):
                 raise AssertionError(f"{n}: operand positions {poss}")

@@ -74,9 +74,14 @@ def expand_mlp(m: MLP) -> tuple[list[TensorDecl], list[TensorDecl], list[tuple[s
     """
     row = m.layout == "row"
     n = m.sizes
+    classes = None
+    if m.loss == "softmax_cross_entropy" and m.labels == "index":
+        target_shape, classes = [m.batch], n[-1]
+    else:
+        target_shape = [m.batch, n[-1]] if row else [n[-1], m.batch]
     inputs = [
         TensorDecl(name=m.input, shape=[m.batch, n[0]] if row else [n[0], m.batch]),
-        TensorDecl(name=m.target, shape=[m.batch, n[-1]] if row else [n[-1], m.batch]),
+        TensorDecl(name=m.target, shape=target_shape, classes=classes),
     ]
     params: list[TensorDecl] = []
     nodes: list[tuple[str, str]] = []
@@ -102,8 +107,20 @@ def expand_mlp(m: MLP) -> tuple[list[TensorDecl], list[TensorDecl], list[tuple[s
         if act != "linear":
             h = "prediction" if last else f"h{k}"
             nodes.append((f"{h} = {act}({z})", f"mlp (layer {k} activation)"))
-    reduce = "sum" if m.loss == "sse" else "mean"
-    nodes.append((f"loss = {reduce}(({h} - {m.target}) ** 2)", "mlp (loss)"))
+    t = m.target
+    if m.loss == "sse":
+        loss = f"sum(({h} - {t}) ** 2)"
+    elif m.loss == "mse":
+        loss = f"mean(({h} - {t}) ** 2)"
+    elif m.loss == "bce":
+        loss = f"bce_with_logits({h}, {t})"
+    elif row:
+        loss = f"softmax_cross_entropy({h}, {t})"
+    elif m.labels == "index":
+        loss = f"softmax_cross_entropy({h}.T, {t})"
+    else:
+        loss = f"softmax_cross_entropy({h}, {t}, axis=0)"
+    nodes.append((f"loss = {loss}", "mlp (loss)"))
     return inputs, params, nodes, "loss"
 
 
@@ -193,13 +210,28 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
             shape = tuple(d.shape)
             if len(shape) > MAX_RANK:
                 raise SpecError(f"more than {MAX_RANK} dimensions", f"{where}.shape")
-            if math.prod(shape) > MAX_ELEMENTS:
+            static = [x for x in shape if isinstance(x, int)]
+            if math.prod(static) > MAX_ELEMENTS:
                 raise SpecError(f"more than {MAX_ELEMENTS} elements", f"{where}.shape")
+            symbolic = [x for x in shape if not isinstance(x, int)]
+            if symbolic and role == "param":
+                raise SpecError(
+                    f"params need fixed sizes; symbolic dim '{symbolic[0]}' is for inputs",
+                    f"{where}.shape",
+                )
+            if symbolic and d.value is not None:
+                raise SpecError("an input with a symbolic dim cannot have a value", f"{where}.value")
+            for x in symbolic:
+                g.dims.setdefault(x, spec.dims.get(x, 1))
             with g.context(source=where):
                 g.add(role, [], {"shape": shape}, name=d.name, named=True)
             (g.inputs if role == "input" else g.params).append(d.name)
             if d.doc:
                 g.docs[d.name] = d.doc
+            if d.classes is not None:
+                if role == "param":
+                    raise SpecError("params cannot hold class labels", f"{where}.classes")
+                g.classes[d.name] = d.classes
             if d.value is not None:
                 if d.init is not None:
                     raise SpecError("give either 'value' or 'init', not both", where)
@@ -226,11 +258,14 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
         raise SpecError("missing required key 'loss' (the name of the loss value)", "spec")
     if loss not in g:
         raise SpecError(f"unknown name '{loss}'", "loss")
-    if math.prod(g.shape(loss)) != 1:
+    if not all(isinstance(x, int) for x in g.shape(loss)) or math.prod(g.shape(loss)) != 1:
         raise GraphError(
             f"the loss must have exactly one element, '{loss}' has shape {list(g.shape(loss))}",
             "loss",
         )
+    for k in spec.dims:
+        if k not in g.dims:
+            raise SpecError(f"no input has a dim named '{k}'", path("dims", k))
     g.loss = loss
     for i, o in enumerate(spec.outputs):
         if o not in g:

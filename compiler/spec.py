@@ -60,19 +60,27 @@ class Initializer(_Model):
 
 
 Dim = Annotated[StrictInt, Field(ge=1)]
+SymDim = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")]
 
 
 class TensorDecl(_Model):
     """An input or a parameter: a named array of a fixed shape."""
 
     name: str
-    shape: list[Dim] = Field(description="array shape; [] for a scalar")
+    shape: list[Union[Dim, SymDim]] = Field(
+        description="array shape; [] for a scalar; inputs may use a named (symbolic) "
+        "dimension such as \"batch\" whose size is set at run time"
+    )
     value: Any = Field(
         None,
         description="initial value: a number, or nested lists of the declared shape "
         "(a flat list of the same size is accepted and reshaped)",
     )
     init: Initializer | None = Field(None, description="named initializer (params)")
+    classes: Dim | None = Field(
+        None, description="inputs holding integer class labels in [0, classes): example "
+        "inputs draw labels instead of normal values"
+    )
     doc: str = ""
 
 
@@ -109,9 +117,12 @@ class MLP(_Model):
     sizes: list[Dim] = Field(min_length=2)
     activation: str = "sigmoid"
     output_activation: str = "linear"
-    loss: Literal["sse", "mse"] = "sse"
+    loss: Literal["sse", "mse", "softmax_cross_entropy", "bce"] = "sse"
+    labels: Literal["index", "onehot"] = Field(
+        "index", description="softmax_cross_entropy targets: integer class labels or one-hot rows"
+    )
     layout: Literal["row", "column"] = "row"
-    batch: Dim = 1
+    batch: Union[Dim, SymDim] = 1
     bias: StrictBool = True
     input: str = "x"
     target: str = "y"
@@ -138,6 +149,10 @@ class Spec(_Model):
         None, description="names to differentiate; default: every param"
     )
     seed: StrictInt = Field(0, description="default seed of init_params")
+    dims: dict[str, Dim] = Field(
+        default_factory=dict,
+        description="example sizes of symbolic dims, used by example_inputs (default 1)",
+    )
 
 
 # ---------------------------------------------------------------- loading

@@ -39,27 +39,30 @@ class CheckResult:
         }
 
 
-def example_arrays(module, seed: int | None = None) -> dict[str, np.ndarray]:
+def example_arrays(module, seed: int | None = None, dims: dict | None = None) -> dict[str, np.ndarray]:
     params = module.init_params() if seed is None else module.init_params(seed)
-    inputs = module.example_inputs() if seed is None else module.example_inputs(seed)
+    kw = {"dims": dims} if dims and hasattr(module, "DIMS") else {}
+    inputs = module.example_inputs(**kw) if seed is None else module.example_inputs(seed, **kw)
     return {**params, **inputs}
 
 
 def check_compiled(
     c: Compiled,
     seed: int | None = None,
+    dims: dict | None = None,
     rtol: float = RTOL,
     atol: float = ATOL,
     progress: Callable[[str], None] | None = None,
+    max_elements: int | None = 256,
 ) -> CheckResult:
     module = load_source(c.source, c.name)
-    arrays = example_arrays(module, seed)
+    arrays = example_arrays(module, seed, dims)
 
     def intermediate(name: str):
         x0 = interpreter.evaluate(c.forward, arrays, [name])[name]
         return interpreter.loss_fn(c.forward, arrays, at=name), x0
 
-    loss, tensors = check_module(module, arrays, intermediate, rtol, atol, progress)
+    loss, tensors = check_module(module, arrays, intermediate, rtol, atol, progress, max_elements)
 
     # The oracle: the reference interpreter on the unoptimized joint graph.
     gl, gg = module.value_and_grad(**arrays)

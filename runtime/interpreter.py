@@ -35,7 +35,9 @@ def evaluate(
             if n not in arrays:
                 raise KeyError(f"missing array '{n}'")
             v = np.asarray(arrays[n], dtype=np.float64)
-            if v.shape != d["shape"]:
+            if len(v.shape) != len(d["shape"]) or any(
+                isinstance(e, int) and e != a for a, e in zip(v.shape, d["shape"])
+            ):
                 raise ValueError(f"'{n}' has shape {v.shape}, expected {d['shape']}")
             env[n] = v
             continue

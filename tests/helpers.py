@@ -10,10 +10,13 @@ from compiler.ops.registry import OpDef, Sample
 
 
 def sample_arrays(op: OpDef, sample: Sample, rng: np.random.Generator) -> list[np.ndarray]:
-    lo, hi = sample.domain or op.domain
+    dom = sample.domain or op.domain
     arrays = []
-    for shape in sample.shapes:
+    for i, shape in enumerate(sample.shapes):
+        lo, hi = dom[i] if isinstance(dom[0], tuple) else dom
         x = rng.uniform(lo, hi, size=shape)
+        if i in sample.integer:
+            x = np.round(x)
         for k in op.kinks:  # keep finite differences away from kinks
             near = np.abs(x - k) < 0.05
             x = np.where(near, k + 0.05 * np.sign(x - k + 1e-12), x)
@@ -34,7 +37,7 @@ def one_op_graph(op: OpDef, sample: Sample) -> Graph:
     prod = g.add("mul", [out, "r"], name="weighted", named=True)
     g.add("sum", [prod], {"axis": None, "keepdims": False}, name="loss", named=True)
     g.loss = "loss"
-    g.wrt = list(names)
+    g.wrt = [n for i, n in enumerate(names) if i not in sample.integer]
     return g
 
 

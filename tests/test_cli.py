@@ -121,7 +121,9 @@ BAD = {
     "disallowed_syntax": (mutate(nodes=["y = __import__('os')"]), "nodes[0], column 5", "dunder name"),
     "attribute_access": (mutate(nodes=["y = sum(x.shape)"]), "nodes[0], column 9", "only .T"),
     "missing_loss": ({"inputs": GOOD["inputs"]}, "spec", "loss"),
-    "bad_attribute": (mutate(nodes=["y = sum(W @ x, axis='a')"]), "nodes[0], column 21", "literals"),
+    "non_literal_attribute": (mutate(nodes=["y = sum(W @ x, axis=x)"]), "nodes[0], column 21", "literals"),
+    "bad_attribute_value": (mutate(nodes=["y = sum(W @ x, axis='a')"]), "nodes[0]", "attribute 'axis' of op 'sum': expected null, an integer"),
+    "unknown_attribute": (mutate(nodes=[{"name": "y", "op": "sum", "inputs": ["x"], "attrs": {"axes": 1}}]), "nodes[0]", "op 'sum' has no attribute 'axes'"),
 }
 
 

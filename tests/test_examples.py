@@ -23,7 +23,7 @@ def compiled(request):
 def test_reference_examples_exist():
     expected = {
         "scalar", "perceptron", "one_hidden", "two_hidden", "relu_deep",
-        "mlp_2_10_10_1", "sigmoid_2_3_1", "neuron",
+        "mlp_2_10_10_1", "sigmoid_2_3_1", "neuron", "mnist_mlp", "autoencoder",
     }
     assert expected <= set(IDS)
 
@@ -58,15 +58,20 @@ def test_module_contract(compiled):
     module = load_source(compiled.source, compiled.name)
     params, inputs = module.init_params(), module.example_inputs()
     assert list(params) == list(module.PARAMS) and list(inputs) == list(module.INPUTS)
+    dims = getattr(module, "DIMS", {})
+
+    def concrete(shape):
+        return tuple(dims[d] if isinstance(d, str) else d for d in shape)
+
     for name, shape in {**module.PARAMS, **module.INPUTS}.items():
-        assert np.shape({**params, **inputs}[name]) == shape
+        assert np.shape({**params, **inputs}[name]) == concrete(shape)
     loss, grads = module.value_and_grad(**params, **inputs)
     assert np.size(loss) == 1
     assert tuple(grads) == module.WRT
     shapes = {**module.PARAMS, **module.INPUTS}
     for w, gw in grads.items():
         if w in shapes:
-            assert np.shape(gw) == shapes[w], w
+            assert np.shape(gw) == concrete(shapes[w]), w
     # init_params is deterministic in its seed
     again = module.init_params()
     for k in params:
@@ -135,3 +140,21 @@ def test_sgd_training_script_reduces_loss():
     finally:
         sys.argv = argv
     assert last < 0.5 * first, (first, last)
+
+
+@pytest.mark.parametrize("name", ["mnist_mlp", "autoencoder"])
+@pytest.mark.parametrize("batch", [1, 64])
+def test_symbolic_batch_one_module_any_size(name, batch):
+    c = compile_file(f"examples/{name}.json")
+    result = check_compiled(c, seed=0, dims={"batch": batch}, max_elements=32)
+    assert result.passed, result.as_dict()
+    m = load_source(c.source, name)
+    arrays = example_arrays(m, seed=1, dims={"batch": batch})
+    if name == "mnist_mlp":
+        assert set(np.unique(arrays["y"])) <= set(range(10))
+    loss, grads = m.value_and_grad(**arrays)
+    ref_loss, ref = interpreter.value_and_grad(c.joint, arrays)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
+    for w in m.WRT:
+        assert grads[w].shape == m.PARAMS[w]
+        np.testing.assert_allclose(grads[w], ref[w], rtol=1e-9, atol=1e-12)

@@ -45,7 +45,7 @@ def test_op(op, i):
     rng = np.random.default_rng(1000 + i)
     arrays = sample_arrays(op, sample, rng)
     g = one_op_graph(op, sample)
-    expected = np.asarray(op.impl(*arrays, **g.attrs("out")))
+    expected = np.asarray(op.impl(*arrays, **op.normalize_attrs(dict(sample.attrs), None)))
 
     # 1. shape rule vs implementation
     assert g.shape("out") == expected.shape
@@ -63,13 +63,15 @@ def test_op(op, i):
 
     # 3. VJP vs central finite differences (float64)
     loss, grads = module.value_and_grad(**feeds)
-    for k in range(len(arrays)):
+    for k in [k for k in range(len(arrays)) if k not in sample.integer]:
         name = f"a{k}"
 
         def f(x, name=name):
             return float(interpreter.evaluate(g, {**feeds, name: x}, ["loss"])["loss"])
 
         num = numerical_gradient(f, feeds[name])
+        if op.name == "stop_gradient":  # no gradient by definition
+            num = np.zeros_like(num)
         assert np.shape(grads[name]) == feeds[name].shape
         res = compare(name, grads[name], num, float(loss))
         assert res.passed, f"{op.name} sample {i} d/d{name}: abs {res.max_abs:.2e} rel {res.max_rel:.2e}"

@@ -1,6 +1,6 @@
 """The op registry. Importing this package declares every op."""
 
-from . import core  # noqa: F401  (declares the ops)
+from . import core, nn  # noqa: F401  (declare the ops)
 from .registry import (  # noqa: F401
     V,
     Expr,

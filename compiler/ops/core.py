@@ -25,6 +25,8 @@ from .registry import (
     norm_axes,
     num,
     pyval,
+    shape_text,
+    static_size,
     sum_to_axes,
     wrap,
 )
@@ -63,7 +65,7 @@ defop(
     impl=None,
     emit=None,
     vjp=None,
-    attrs=[Attr("shape", "shape")],
+    attrs=[Attr("shape", "dims")],
     category="source",
     public=False,
     doc="A value passed to the generated functions (data).",
@@ -75,7 +77,7 @@ defop(
     impl=None,
     emit=None,
     vjp=None,
-    attrs=[Attr("shape", "shape")],
+    attrs=[Attr("shape", "dims")],
     category="source",
     public=False,
     doc="A trainable parameter passed to the generated functions.",
@@ -393,8 +395,13 @@ defop(
 
 
 def _reshape_shape(x, shape):
-    if math.prod(x) != math.prod(shape):
+    sx = sorted(str(d) for d in x if not isinstance(d, int))
+    ss = sorted(str(d) for d in shape if not isinstance(d, int))
+    px = math.prod(d for d in x if isinstance(d, int))
+    ps = math.prod(d for d in shape if isinstance(d, int))
+    if sx != ss or px != ps:
         raise ShapeError(f"cannot reshape {list(x)} into {list(shape)}")
+    shape_text(shape)  # at most one symbolic dim
     return shape
 
 
@@ -402,14 +409,14 @@ defop(
     "reshape",
     arity=1,
     shape=_reshape_shape,
-    impl=lambda x, shape: np.reshape(x, shape),
+    impl=lambda x, shape: np.reshape(x, tuple(-1 if isinstance(d, str) else d for d in shape)),
     emit=lambda e: (
-        method(e[0], f".reshape({pyval(e.attrs['shape'])})")
+        method(e[0], f".reshape({shape_text(e.attrs['shape'])})")
         if e[0].shape
-        else call("np.reshape", e[0], pyval(e.attrs["shape"]))
+        else call("np.reshape", e[0], shape_text(e.attrs["shape"]))
     ),
     vjp=lambda g, out, x, shape: [g.reshape(x.shape)],
-    attrs=[Attr("shape", "shape")],
+    attrs=[Attr("shape", "dims")],
     derivative="dx = reshape(g, x.shape)",
     doc="Same elements, new shape.",
     category="shape",
@@ -446,20 +453,21 @@ def _sum_to_shape(x, shape):
 
 def _sum_to_impl(x, shape):
     lead, kept = sum_to_axes(x.shape, shape)
-    return np.sum(x, axis=lead + kept, keepdims=True).reshape(shape)
+    out = np.sum(x, axis=lead + kept, keepdims=True)
+    return out.reshape(tuple(-1 if isinstance(d, str) else d for d in shape))
 
 
 def _sum_to_emit(e):
     src, dst = e[0].shape, e.shape
     lead, kept = sum_to_axes(src, dst)
-    if math.prod(src[i] for i in lead + kept) == 1:
-        return method(e[0], f".reshape({pyval(dst)})")  # only size-1 axes
+    if all(src[i] == 1 for i in lead + kept):
+        return method(e[0], f".reshape({shape_text(dst)})")  # only size-1 axes
     if not kept:
         return call("np.sum", e[0], axis=pyval(lead) if len(lead) > 1 else lead[0])
     if not lead:
         return call("np.sum", e[0], axis=pyval(kept) if len(kept) > 1 else kept[0], keepdims="True")
     s = call("np.sum", e[0], axis=pyval(lead + kept), keepdims="True")
-    return method(s, f".reshape({pyval(dst)})")
+    return method(s, f".reshape({shape_text(dst)})")
 
 
 defop(
@@ -468,8 +476,8 @@ defop(
     shape=_sum_to_shape,
     impl=_sum_to_impl,
     emit=_sum_to_emit,
-    vjp=lambda g, out, x, shape: [g.broadcast_to(x.shape)],
-    attrs=[Attr("shape", "shape")],
+    vjp=lambda g, out, x, shape: [g.broadcast_to(x.shape, like=x)],
+    attrs=[Attr("shape", "dims")],
     derivative="dx = broadcast_to(g, x.shape)",
     doc="Sum over broadcast axes down to a shape (the adjoint of broadcasting).",
     category="shape",
@@ -513,12 +521,15 @@ def _expand_back(g, x, axis, keepdims):
 
 
 def _sum_vjp(g, out, x, axis, keepdims):
-    return [_expand_back(g, x, axis, keepdims).broadcast_to(x.shape)]
+    return [_expand_back(g, x, axis, keepdims).broadcast_to(x.shape, like=x)]
 
 
 def _mean_vjp(g, out, x, axis, keepdims):
-    n = math.prod(x.shape[i] for i in norm_axes(axis, x.ndim))
-    return [(_expand_back(g, x, axis, keepdims) * (1.0 / n)).broadcast_to(x.shape)]
+    axes = norm_axes(axis, x.ndim)
+    n = static_size(tuple(x.shape[i] for i in axes))
+    gk = _expand_back(g, x, axis, keepdims)
+    scaled = gk * (1.0 / n) if n is not None else gk / x.apply("count", axis=axes)
+    return [scaled.broadcast_to(x.shape, like=x)]
 
 
 REDUCE_ATTRS = [
@@ -571,4 +582,387 @@ defop(
     doc="The same value under another name (an alias: y = x).",
     samples=unary_samples(),
     public=False,
+)
+
+# ------------------------------------------------------------------ more elementwise
+
+_unary(
+    "log1p",
+    impl=np.log1p,
+    emit=lambda e: call("np.log1p", e[0]),
+    vjp=lambda g, out, x: [g / (1.0 + x)],
+    derivative="dx = g / (1 + x)",
+    doc="log(1 + x), accurate for small x (x > -1).",
+    domain=(-0.5, 2.0),
+)
+_unary(
+    "sqrt",
+    impl=np.sqrt,
+    emit=lambda e: call("np.sqrt", e[0]),
+    vjp=lambda g, out, x: [g * 0.5 / out],
+    derivative="dx = g * 0.5 / y  (reuses y = sqrt(x))",
+    doc="Square root (x > 0).",
+    domain=(0.3, 3.0),
+)
+_unary(
+    "abs",
+    impl=np.abs,
+    emit=lambda e: call("np.abs", e[0]),
+    vjp=lambda g, out, x: [g * x.apply("sign")],
+    derivative="dx = g * sign(x)  (subgradient 0 at x = 0)",
+    doc="Absolute value.",
+    kinks=(0.0,),
+)
+_unary(
+    "sign",
+    impl=np.sign,
+    emit=lambda e: call("np.sign", e[0]),
+    vjp=lambda g, out, x: [None],
+    derivative="no gradient (piecewise constant)",
+    doc="-1, 0 or 1: the derivative of abs.",
+    kinks=(0.0,),
+    public=False,
+)
+_unary(
+    "sin",
+    impl=np.sin,
+    emit=lambda e: call("np.sin", e[0]),
+    vjp=lambda g, out, x: [g * x.apply("cos")],
+    derivative="dx = g * cos(x)",
+    doc="Sine.",
+)
+_unary(
+    "cos",
+    impl=np.cos,
+    emit=lambda e: call("np.cos", e[0]),
+    vjp=lambda g, out, x: [-(g * x.apply("sin"))],
+    derivative="dx = -g * sin(x)",
+    doc="Cosine.",
+)
+_unary(
+    "stop_gradient",
+    impl=lambda x: np.array(x, copy=True),
+    emit=lambda e: e[0],
+    vjp=lambda g, out, x: [None],
+    derivative="no gradient (treated as a constant)",
+    doc="The same value, but no gradient flows through it.",
+)
+
+# ------------------------------------------------------------------ comparisons and where
+
+for _name, _sym, _fn in (
+    ("gt", ">", np.greater),
+    ("ge", ">=", np.greater_equal),
+    ("lt", "<", np.less),
+    ("le", "<=", np.less_equal),
+    ("eq", "==", np.equal),
+):
+    _binary(
+        _name,
+        impl=(lambda fn: lambda a, b: fn(a, b).astype(np.float64))(_fn),
+        emit=(lambda sym: lambda e: Expr(f"{wrap(e[0], CMP + 1)} {sym} {wrap(e[1], CMP + 1)}", CMP))(_sym),
+        vjp=lambda g, out, a, b: [None, None],
+        derivative="no gradient (a condition)",
+        doc=f"a {_sym} b elementwise: 1 where true, 0 where false (in expressions: a {_sym} b).",
+        category="comparison",
+        samples=[Sample(s) for s in BINARY_SHAPES[:3]],
+        kinks=(),
+    )
+
+
+def _where_vjp(g, out, c, a, b):
+    return [None, c.apply("where", g, 0.0), c.apply("where", 0.0, g)]
+
+
+defop(
+    "where",
+    arity=3,
+    shape=lambda c, a, b: broadcast(c, a, b),
+    impl=lambda c, a, b: np.where(c != 0, a, b),
+    emit=lambda e: call("np.where", e[0], e[1], e[2]),
+    vjp=_where_vjp,
+    derivative="da = where(c, g, 0), db = where(c, 0, g); no gradient to c",
+    doc="where(cond, a, b): a where cond is true (nonzero), else b.",
+    samples=[
+        Sample(((2, 3), (2, 3), (2, 3))),
+        Sample(((2, 3), (3,), ())),
+        Sample(((3, 1), (1, 4), (3, 4))),
+    ],
+)
+
+
+def _cmp_vjp(first):
+    def vjp(g, out, a, b):
+        # Ties send the gradient to a (documented subgradient convention).
+        ca = a.apply("ge" if first else "le", b)
+        cb = a.apply("lt" if first else "gt", b)
+        return [g * ca, g * cb]
+
+    return vjp
+
+
+_binary(
+    "maximum",
+    impl=np.maximum,
+    emit=lambda e: call("np.maximum", e[0], e[1]),
+    vjp=_cmp_vjp(True),
+    derivative="da = g * (a >= b), db = g * (a < b)  (ties go to a)",
+    doc="Elementwise maximum.",
+)
+_binary(
+    "minimum",
+    impl=np.minimum,
+    emit=lambda e: call("np.minimum", e[0], e[1]),
+    vjp=_cmp_vjp(False),
+    derivative="da = g * (a <= b), db = g * (a > b)  (ties go to a)",
+    doc="Elementwise minimum.",
+)
+_binary(
+    "pow",
+    impl=np.power,
+    emit=lambda e: Expr(f"{wrap(e[0], POW + 1)} ** {wrap(e[1], UNARY)}", POW),
+    vjp=lambda g, out, a, b: [g * (b * a.apply("pow", b - 1.0)), g * (out * a.apply("log"))],
+    derivative="da = g * b * a ** (b - 1), db = g * y * log(a)",
+    doc="a ** b elementwise for a tensor exponent (a > 0).",
+    domain=(0.5, 2.0),
+)
+
+# ------------------------------------------------------------------ slicing, padding, joining
+
+
+def resolve_index(shape, index):
+    """Normalize a static index against ``shape``: [(kind, start, stop)] per axis."""
+    if len(index) > len(shape):
+        raise ShapeError(f"too many indices ({len(index)}) for {len(shape)} dimensions")
+    out = []
+    for d, item in zip(shape, index):
+        if isinstance(item, int):
+            i = item + d if item < 0 else item
+            if not 0 <= i < d:
+                raise ShapeError(f"index {item} is out of range for size {d}")
+            out.append(("int", i, i + 1))
+        else:
+            start, stop = item
+            start = 0 if start is None else (start + d if start < 0 else start)
+            stop = d if stop is None else (stop + d if stop < 0 else stop)
+            start, stop = max(0, min(start, d)), max(0, min(stop, d))
+            if stop <= start:
+                raise ShapeError(f"empty slice {item[0]}:{item[1]} of size {d}")
+            out.append(("slice", start, stop))
+    for d in shape[len(index):]:
+        out.append(("slice", 0, d))
+    return out
+
+
+def _slice_shape(x, index):
+    return tuple(stop - start for kind, start, stop in resolve_index(x, index) if kind == "slice")
+
+
+def _index_text(index):
+    parts = []
+    for item in index:
+        if isinstance(item, int):
+            parts.append(str(item))
+        else:
+            a, b = item
+            parts.append(f"{'' if a is None else a}:{'' if b is None else b}")
+    return ", ".join(parts)
+
+
+def _slice_vjp(g, out, x, index):
+    r = resolve_index(x.shape, index)
+    kept = tuple(1 if kind == "int" else stop - start for kind, start, stop in r)
+    widths = tuple((start, d - stop) for (kind, start, stop), d in zip(r, x.shape))
+    return [g.reshape(kept).apply("pad", widths=widths)]
+
+
+defop(
+    "slice",
+    arity=1,
+    shape=_slice_shape,
+    impl=lambda x, index: x[tuple(i if isinstance(i, int) else slice(*i) for i in index)],
+    emit=lambda e: Expr(f"{wrap(e[0], ATOM)}[{_index_text(e.attrs['index'])}]", ATOM),
+    vjp=_slice_vjp,
+    attrs=[Attr("index", "index", doc="per axis: an int, or [start, stop] (null = open)")],
+    derivative="dx = g placed back at the slice, zeros elsewhere (np.pad)",
+    doc="Static slicing x[i, a:b] (step 1); in expressions: x[0:2, 1].",
+    category="shape",
+    samples=[
+        Sample(((4, 3),), {"index": ((1, 3),)}),
+        Sample(((4, 3),), {"index": (2,)}),
+        Sample(((2, 4, 3),), {"index": ((None, None), -1, (0, 2))}),
+    ],
+)
+
+
+def _pad_shape(x, widths):
+    if len(widths) != len(x):
+        raise ShapeError(f"pad widths for {len(widths)} axes, value has {len(x)}")
+    return tuple(d + a + b for d, (a, b) in zip(x, widths))
+
+
+defop(
+    "pad",
+    arity=1,
+    shape=_pad_shape,
+    impl=lambda x, widths: np.pad(x, widths),
+    emit=lambda e: call("np.pad", e[0], pyval(e.attrs["widths"])),
+    vjp=lambda g, out, x, widths: [
+        g.apply("slice", index=tuple((a, a + d) for d, (a, b) in zip(x.shape, widths)))
+    ],
+    attrs=[Attr("widths", "pads", doc="per axis [before, after]")],
+    derivative="dx = g[the unpadded part]",
+    doc="Pad with zeros.",
+    category="shape",
+    public=False,
+    samples=[Sample(((2, 3),), {"widths": ((1, 0), (0, 2))})],
+)
+
+
+def _join_axis(shapes, axis, new):
+    nd = len(shapes[0]) + (1 if new else 0)
+    if not -nd <= axis < nd:
+        raise ShapeError(f"axis {axis} is out of range for {nd} dimensions")
+    return axis % nd
+
+
+def _concat_shape(*xs, axis):
+    if any(len(x) != len(xs[0]) for x in xs):
+        raise ShapeError("concat needs operands of the same rank: " + ", ".join(str(list(x)) for x in xs))
+    ax = _join_axis(xs, axis, False)
+    for x in xs:
+        if x[:ax] + x[ax + 1:] != xs[0][:ax] + xs[0][ax + 1:]:
+            raise ShapeError("shapes " + ", ".join(str(list(x)) for x in xs) + f" differ off axis {axis}")
+    return xs[0][:ax] + (sum(x[ax] for x in xs),) + xs[0][ax + 1:]
+
+
+def _concat_vjp(g, out, *xs, axis):
+    ax = _join_axis([x.shape for x in xs], axis, False)
+    cts, at = [], 0
+    for x in xs:
+        n = x.shape[ax]
+        cts.append(g.apply("slice", index=((None, None),) * ax + ((at, at + n),)))
+        at += n
+    return cts
+
+
+defop(
+    "concat",
+    arity=None,
+    shape=_concat_shape,
+    impl=lambda *xs, axis: np.concatenate(xs, axis=axis),
+    emit=lambda e: call("np.concatenate", "[" + ", ".join(a.text for a in e) + "]", axis=e.attrs["axis"]),
+    vjp=_concat_vjp,
+    attrs=[Attr("axis", "int", 0)],
+    derivative="dx_i = the slice of g that x_i filled",
+    doc="Join arrays along an existing axis.",
+    category="shape",
+    samples=[Sample(((2, 3), (1, 3))), Sample(((2, 3), (2, 1), (2, 2)), {"axis": 1}), Sample(((3,),))],
+)
+
+
+def _stack_shape(*xs, axis):
+    if any(x != xs[0] for x in xs):
+        raise ShapeError("stack needs operands of one shape: " + ", ".join(str(list(x)) for x in xs))
+    ax = _join_axis(xs, axis, True)
+    return xs[0][:ax] + (len(xs),) + xs[0][ax:]
+
+
+def _stack_vjp(g, out, *xs, axis):
+    ax = _join_axis([x.shape for x in xs], axis, True)
+    return [g.apply("slice", index=((None, None),) * ax + (i,)) for i in range(len(xs))]
+
+
+defop(
+    "stack",
+    arity=None,
+    shape=_stack_shape,
+    impl=lambda *xs, axis: np.stack(xs, axis=axis),
+    emit=lambda e: call("np.stack", "[" + ", ".join(a.text for a in e) + "]", axis=e.attrs["axis"]),
+    vjp=_stack_vjp,
+    attrs=[Attr("axis", "int", 0)],
+    derivative="dx_i = g[..., i, ...] along the new axis",
+    doc="Join arrays of one shape along a new axis.",
+    category="shape",
+    samples=[Sample(((2, 3), (2, 3))), Sample(((3,), (3,), (3,)), {"axis": 1})],
+)
+
+# ------------------------------------------------------------------ max / min reductions
+
+
+def _extreme_vjp(g, out, x, axis, keepdims):
+    # Ties share the gradient equally (like JAX and PyTorch's amax).
+    axes = norm_axes(axis, x.ndim)
+    kept = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+    m = out.reshape(kept)
+    mask = x.apply("eq", m)
+    share = mask / mask.apply("sum", axis=axis, keepdims=True)
+    return [g.reshape(kept) * share]
+
+
+for _name, _fn in (("max", np.max), ("min", np.min)):
+    defop(
+        _name,
+        arity=1,
+        shape=_reduce_shape,
+        impl=(lambda fn: lambda x, axis, keepdims: fn(x, axis=axis, keepdims=keepdims))(_fn),
+        emit=_reduce_emit(f"np.{_name}"),
+        vjp=_extreme_vjp,
+        attrs=REDUCE_ATTRS,
+        derivative="dx = g where x is the extreme (shared equally among ties), else 0",
+        doc=f"{_name.capitalize()} over axes.",
+        category="reduction",
+        samples=REDUCE_SAMPLES,
+    )
+
+
+# ------------------------------------------------------------------ symbolic-shape helpers
+
+defop(
+    "broadcast_like",
+    arity=2,
+    shape=lambda x, like: _broadcast_to_shape(x, like),
+    impl=lambda x, like: np.broadcast_to(x, np.shape(like)).copy(),
+    emit=lambda e: call("np.broadcast_to", e[0], method(e[1], ".shape")),
+    vjp=lambda g, out, x, like: [g.sum_to(x.shape), None],
+    derivative="dx = sum_to(g, x.shape)",
+    doc="Broadcast x to the (possibly symbolic) shape of another value.",
+    category="shape",
+    public=False,
+    samples=[Sample(((3,), (2, 3))), Sample(((2, 1), (2, 4)))],
+)
+
+
+def _count_emit(e):
+    axes = e.attrs["axis"]
+    parts = [f"{wrap(e[0], ATOM)}.shape[{a}]" for a in axes]
+    return Expr(" * ".join(parts), MUL if len(parts) > 1 else ATOM)
+
+
+defop(
+    "count",
+    arity=1,
+    shape=lambda x, axis: (),
+    impl=lambda x, axis: np.float64(math.prod(np.shape(x)[a] for a in axis)),
+    emit=_count_emit,
+    vjp=lambda g, out, x, axis: [None],
+    attrs=[Attr("axis", "axis")],
+    derivative="no gradient (a size)",
+    doc="The number of elements along axes, read at run time (symbolic dims).",
+    category="shape",
+    public=False,
+    samples=[Sample(((2, 3),), {"axis": (0,)}), Sample(((2, 3, 4),), {"axis": (0, 2)})],
+)
+defop(
+    "zeros_like",
+    arity=1,
+    shape=same,
+    impl=np.zeros_like,
+    emit=lambda e: call("np.zeros_like", e[0]),
+    vjp=lambda g, out, x: [None],
+    derivative="no gradient",
+    doc="Zeros of x's (possibly symbolic) shape.",
+    category="shape",
+    public=False,
+    samples=unary_samples(),
 )

@@ -88,9 +88,29 @@ class EmitArgs(list):
 @dataclass(frozen=True)
 class Attr:
     name: str
-    kind: str  # "float", "int", "bool", "axis", "shape", "perm"
+    kind: str  # "float", "int", "bool", "axis", "shape", "perm", "choice", "index"
     default: Any = REQUIRED
     doc: str = ""
+    choices: tuple = ()
+
+
+def _check_index(v: Any, bad) -> tuple:
+    """A static index: per axis an int, or [start, stop] (null for open ends)."""
+    if not isinstance(v, (list, tuple)) or not v:
+        raise bad("a list with one int or [start, stop] per axis")
+    out = []
+    for item in v:
+        if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+            out.append(int(item))
+        elif (
+            isinstance(item, (list, tuple))
+            and len(item) == 2
+            and all(x is None or (isinstance(x, int) and not isinstance(x, bool)) for x in item)
+        ):
+            out.append((item[0], item[1]))
+        else:
+            raise bad("a list with one int or [start, stop] per axis")
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -99,7 +119,9 @@ class Sample:
 
     shapes: tuple[tuple[int, ...], ...]
     attrs: dict = field(default_factory=dict)
-    domain: tuple[float, float] | None = None
+    # One (low, high) for all operands, or one per operand.
+    domain: tuple | None = None
+    integer: tuple[int, ...] = ()  # operands that hold integer labels (no gradient)
 
 
 @dataclass(frozen=True)
@@ -118,6 +140,13 @@ class OpDef:
     doc: str = ""
     public: bool = True  # usable from specs (internal ops serve rules only)
     category: str = "elementwise"
+    # A composite op is defined by a decomposition into other ops (built with V
+    # handles); it needs no emit and no vjp of its own. ``impl`` stays as an
+    # independent reference for the tests.
+    decompose: Callable[..., "V"] | None = None
+    min_arity: int = 1  # for variadic ops (arity None)
+    # The emission template repeats an operand: codegen must name it first.
+    reuses_operands: bool = False
 
     def normalize_attrs(self, attrs: dict, where: str | None) -> dict:
         out = {}
@@ -144,6 +173,10 @@ class OpDef:
                 f"op '{self.name}' takes {self.arity} input"
                 f"{'s' if self.arity != 1 else ''}, got {len(shapes)}",
                 where,
+            )
+        if self.arity is None and len(shapes) < self.min_arity:
+            raise SpecError(
+                f"op '{self.name}' takes at least {self.min_arity} inputs, got {len(shapes)}", where
             )
         try:
             return tuple(self.shape(*shapes, **attrs))
@@ -180,6 +213,25 @@ def _check_attr(op: str, a: Attr, v: Any, where: str | None) -> Any:
         if isinstance(v, (list, tuple)) and all(is_int(x) for x in v):
             return tuple(int(x) for x in v)
         raise bad("null, an integer or a list of integers")
+    if a.kind == "choice":
+        if v not in a.choices:
+            raise bad(" or ".join(repr(c) for c in a.choices))
+        return v
+    if a.kind == "index":
+        return _check_index(v, bad)
+    if a.kind == "pads":
+        if isinstance(v, (list, tuple)) and all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and all(is_int(x) and x >= 0 for x in p)
+            for p in v
+        ):
+            return tuple((int(p[0]), int(p[1])) for p in v)
+        raise bad("a list of [before, after] pairs of non-negative ints")
+    if a.kind == "dims":  # a value's declared shape: sizes or symbolic names
+        if isinstance(v, (list, tuple)) and all(
+            (is_int(x) and x >= 1) or (isinstance(x, str) and x.isidentifier()) for x in v
+        ):
+            return tuple(int(x) if is_int(x) else x for x in v)
+        raise bad("a list of positive sizes or dim names")
     if a.kind in ("shape", "perm"):
         if v is None and a.kind == "perm":
             return None
@@ -194,8 +246,28 @@ def _check_attr(op: str, a: Attr, v: Any, where: str | None) -> Any:
 # ------------------------------------------------------------------ shapes
 
 
-def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
-    """NumPy broadcasting of static shapes (ShapeError when they do not fit)."""
+def is_static(shape: tuple) -> bool:
+    """True when every dimension is a number (no symbolic dims such as 'batch')."""
+    return all(isinstance(d, int) for d in shape)
+
+
+def shape_text(shape: tuple) -> str:
+    """A shape as a Python literal for reshape: one symbolic dim becomes -1."""
+    sym = [d for d in shape if not isinstance(d, int)]
+    if len(sym) > 1:
+        raise ShapeError(f"cannot reshape to {list(shape)}: more than one symbolic dimension")
+    return pyval(tuple(-1 if not isinstance(d, int) else d for d in shape))
+
+
+def static_size(shape: tuple) -> int | None:
+    return math.prod(shape) if is_static(shape) else None
+
+
+def broadcast(*shapes: tuple) -> tuple:
+    """NumPy broadcasting of shapes (ShapeError when they do not fit).
+
+    A symbolic dim (a name such as 'batch') matches itself and 1 only.
+    """
     ndim = max((len(s) for s in shapes), default=0)
     out = []
     for i in range(ndim):
@@ -282,8 +354,15 @@ class V:
     def reshape(self, shape: tuple[int, ...]) -> "V":
         return self if tuple(shape) == self.shape else self.apply("reshape", shape=shape)
 
-    def broadcast_to(self, shape: tuple[int, ...]) -> "V":
-        return self if tuple(shape) == self.shape else self.apply("broadcast_to", shape=shape)
+    def broadcast_to(self, shape: tuple, like: "V | None" = None) -> "V":
+        """Broadcast to ``shape``; a symbolic shape needs a value ``like`` of that shape."""
+        if tuple(shape) == self.shape:
+            return self
+        if is_static(shape):
+            return self.apply("broadcast_to", shape=shape)
+        if like is None or like.shape != tuple(shape):
+            raise ShapeError(f"cannot broadcast to symbolic shape {list(shape)}")
+        return self.apply("broadcast_like", like)
 
     def sum_to(self, shape: tuple[int, ...]) -> "V":
         return self if tuple(shape) == self.shape else self.apply("sum_to", shape=shape)

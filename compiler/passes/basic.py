@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..ir import BACKWARD, Graph
-from ..ops.registry import get_op
+from ..ops.registry import broadcast, get_op, is_static
 
 SOURCES = {"input", "param"}
 ELEMENTWISE_BINARY = {"add", "sub", "mul", "div"}
@@ -106,9 +106,9 @@ def simplify(g: Graph) -> Graph:
         repl = None
         if op == "identity":
             repl = args[0]
-        elif op in ("reshape", "broadcast_to", "sum_to") and g.shape(args[0]) == shape:
+        elif op in ("reshape", "broadcast_to", "sum_to", "broadcast_like") and g.shape(args[0]) == shape:
             repl = args[0]
-        elif op in ("reshape", "broadcast_to") and g.op(args[0]) == "const":
+        elif op in ("reshape", "broadcast_to", "broadcast_like") and g.op(args[0]) == "const" and is_static(shape):
             # A filled constant stays a filled constant in any shape.
             d["op"], d["attrs"] = "const", {"value": g.attrs(args[0])["value"], "shape": shape}
             g.set_args(n, [])
@@ -133,6 +133,7 @@ def simplify(g: Graph) -> Graph:
                 repl = b
             else:
                 _scalarize_fills(g, n)
+                _drop_broadcasts(g, n)
         if repl is not None:
             _replace(g, n, repl)
     return g
@@ -152,6 +153,25 @@ def _scalarize_fills(g: Graph, n: str) -> None:
             changed = True
     if changed:
         g.set_args(n, args)
+
+
+BROADCASTS = {"broadcast_to", "broadcast_like"}
+
+
+def _drop_broadcasts(g: Graph, n: str) -> None:
+    """An explicit broadcast feeding an elementwise op that broadcasts anyway."""
+    args = list(g.args(n))
+    shape = g.shape(n)
+    for i, a in enumerate(args):
+        if g.op(a) in BROADCASTS:
+            inner = g.args(a)[0]
+            try:
+                same = broadcast(g.shape(inner), g.shape(args[1 - i])) == shape
+            except Exception:
+                same = False
+            if same:
+                args[i] = inner
+                g.set_args(n, args)
 
 
 def _replace(g: Graph, n: str, repl: str) -> None:
