@@ -198,22 +198,24 @@ def ir(
 
 
 @app.command()
-def ops() -> None:
-    """List every op usable in specs with its derivative rule."""
+def ops(
+    all_ops: bool = typer.Option(False, "--all", help="include internal ops used by derivative rules"),
+) -> None:
+    """List every op with its signature and derivative rule.
+
+    Example: bpc ops
+    """
     from rich.console import Console
     from rich.table import Table
 
-    from compiler.ops import all_ops
+    from compiler.ops.docs import rows
 
-    table = Table(title="bpc ops")
-    for col in ("op", "inputs", "attributes", "derivative (g = upstream gradient, y = output)"):
-        table.add_column(col)
-    for name, op in sorted(all_ops().items()):
-        if not op.public:
-            continue
-        attrs = ", ".join(a.name for a in op.attrs)
-        table.add_row(name, str(op.arity), attrs, op.derivative)
-    Console(width=160).print(table)
+    table = Table(title="bpc ops (g = gradient of the output, y = the output)")
+    for col in ("category", "op", "derivative"):
+        table.add_column(col, overflow="fold")
+    for cat, sig, _doc, der in rows(public_only=not all_ops):
+        table.add_row(cat, sig, der)
+    Console(width=140).print(table)
 
 
 def main() -> None:

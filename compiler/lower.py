@@ -273,10 +273,11 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
         if o in g.outputs or o == loss:
             raise SpecError(f"'{o}' is already an output", path("outputs", i))
         g.outputs[o] = o
-    wrt = spec.wrt if spec.wrt is not None else list(g.params)
+    depends = g.ancestors([loss])
+    # Default: every param the loss depends on (an unused param has no gradient).
+    wrt = spec.wrt if spec.wrt is not None else [p for p in g.params if p in depends]
     if not wrt:
         raise SpecError("nothing to differentiate: no params and no 'wrt'", "wrt")
-    depends = g.ancestors([loss])
     seen: set[str] = set()
     for i, w in enumerate(wrt):
         where = path("wrt", i)

@@ -14,3 +14,16 @@ if str(ROOT) not in sys.path:
 def _repo_cwd(monkeypatch):
     """Spec paths in generated headers are relative to the repo root."""
     monkeypatch.chdir(ROOT)
+
+try:  # hypothesis profiles: fast in CI, long on request (--hypothesis-profile=long)
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "default", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+    settings.register_profile(
+        "long", max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck)
+    )
+    settings.load_profile("default")
+except ImportError:  # pragma: no cover
+    pass

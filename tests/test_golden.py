@@ -52,3 +52,9 @@ def test_schema_file_is_up_to_date():
     from compiler.spec import SCHEMA_PATH, schema_text
 
     assert SCHEMA_PATH.read_text() == schema_text(), "run: python -m compiler.spec --schema"
+
+
+def test_ops_doc_is_up_to_date():
+    from compiler.ops.docs import markdown
+
+    assert (ROOT / "docs" / "ops.md").read_text() == markdown(), "run: python -m compiler.ops.docs"
