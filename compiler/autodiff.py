@@ -61,6 +61,7 @@ def differentiate(fwd: Graph) -> Graph:
             total = parts[0]
             for p in parts[1:]:
                 total = total + p
+                g.data(total.name)["accum"] = True  # codegen may sum in place
             total = _name_total(g, total.name, n)
             totals[n] = total
             opdef = get_op(d["op"])

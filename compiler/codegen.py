@@ -1,20 +1,33 @@
-"""IR to a standalone NumPy module, formatted with black.
+"""IR to a standalone NumPy module, in black's style.
 
 The module's contract (see ``docs/generated.md``): module-level ``PARAMS``,
-``INPUTS`` (name -> shape), ``WRT`` and ``OUTPUTS`` (names); ``forward(**arrays)``
-returning the loss, or ``(loss, outputs)`` when the spec declares outputs;
-``value_and_grad(**arrays)`` returning ``(loss, grads)``; ``init_params(seed)``
-and ``example_inputs(seed)`` returning dicts of arrays.
+``INPUTS`` (name -> shape), ``WRT``, ``OUTPUTS`` and ``LOSS``;
+``forward(**arrays)`` returning the loss, or ``(loss, outputs)`` when the spec
+declares outputs; ``value_and_grad(**arrays)`` returning ``(loss, grads)``;
+``init_params(seed)`` and ``example_inputs(seed)`` returning dicts of arrays.
 
 Statements: every value the user named (spec names, ``g_<name>`` gradient
 totals) and every value used more than once becomes an assignment; a value
 used once is inlined into its user as a sub-expression (parenthesized by
-precedence). Scalar constants are literals. Output is deterministic: the same
-graph gives the same bytes.
+precedence). Scalar constants are literals.
+
+Memory: after the last use of an array of at least ``free_threshold`` elements
+the code says ``del`` (so peak memory follows the schedule, as in careful
+hand-written code), and fan-out gradients of three or more terms are summed
+in place (``g += term``).
+
+Formatting: the output is black-formatted. Lines we emit in a form black
+keeps (short, canonical spacing) are written directly; every other statement
+goes through black (one batched call), so large networks compile fast. The
+test suite checks that ``black.format_str`` leaves every module unchanged.
+Output is deterministic: the same graph gives the same bytes.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import textwrap
 from dataclasses import dataclass, field
 
 import black
@@ -22,31 +35,39 @@ import numpy as np
 
 from . import __version__
 from .ir import BACKWARD, FORWARD, Graph
-from .ops.registry import ATOM, EmitArgs, Expr, get_op, pyval
+from .ops.registry import ATOM, EmitArgs, Expr, get_op, is_static, pyval
 
 SOURCES = ("input", "param")
+LINE = 88
 
 
 @dataclass
 class CodegenOptions:
     comments: bool = True
+    free_threshold: int | None = 64  # elements; None: never emit del
+    inplace_accumulate: bool = True
 
 
-@dataclass
-class Function:
-    name: str
-    roots: list[str]
-    lines: list[str] = field(default_factory=list)
+# ------------------------------------------------------------------ text helpers
 
 
 def _doc_text(text: str) -> str:
     """Spec text made safe inside a triple-quoted docstring."""
     text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
-    return "".join(c if c.isprintable() or c == "\n" else "?" for c in text)
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def _wrap(text: str, width: int = 79) -> list[str]:
+    out: list[str] = []
+    for para in text.split("\n"):
+        out += textwrap.wrap(para, width) or [""]
+    while out and not out[-1]:
+        out.pop()
+    return out
 
 
 def _comment_text(text: str) -> str:
-    return " ".join(text.split()).replace("\\", "\\\\")
+    return "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
 
 
 def _array_literal(a: np.ndarray) -> str:
@@ -59,6 +80,24 @@ def _nested(v) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(_nested(x) for x in v) + "]"
     return repr(float(v))
+
+
+def _return_dict(prefix: str, m: dict[str, str]) -> str:
+    """``return <prefix>{...}`` laid out as black would (inside a function)."""
+    items = [f"{json.dumps(k)}: {v}" for k, v in m.items()]
+    return _explode(f"return {prefix}{{", items, "}", indent=4) or f"return {prefix}{{{', '.join(items)}}}"
+
+
+# ------------------------------------------------------------------ statements
+
+
+@dataclass
+class Stmt:
+    target: str
+    text: str  # the full statement, e.g. "z1 = x @ w1 + b1" or "g += t"
+    reads: set[str]
+    phase: str
+    source: str | None
 
 
 class _Emitter:
@@ -83,185 +122,311 @@ class _Emitter:
             return True
         return not g.data(n)["named"] and self.uses[n] == 1
 
-    def expr(self, n: str) -> Expr:
+    def expr(self, n: str, reads: set[str]) -> Expr:
         g = self.g
         d = g.data(n)
         if d["op"] in SOURCES or not self.inlined(n):
+            reads.add(n)
             return Expr(n, ATOM, d["shape"])
-        return self.rhs(n)
+        return self.rhs(n, reads)
 
-    def rhs(self, n: str) -> Expr:
+    def rhs(self, n: str, reads: set[str]) -> Expr:
         g = self.g
         d = g.data(n)
-        operands = [self.expr(a) for a in g.args(n)]
+        operands = [self.expr(a, reads) for a in g.args(n)]
         e = get_op(d["op"]).emit(EmitArgs(operands, d["attrs"], d["shape"]))
-        return Expr(e.text, e.prec, d["shape"])
+        return Expr(e.text, e.prec, d["shape"], e.literal)
 
-    def body(self) -> list[str]:
+    def _terms(self, n: str) -> list[str]:
+        """Operands of a left-nested in-place-able accumulation chain."""
         g = self.g
-        lines: list[str] = []
-        phase, source = FORWARD, None
+        a, b = g.args(n)
+        if g.op(a) == "add" and g.data(a).get("accum") and self.inlined(a):
+            return self._terms(a) + [b]
+        return [a, b]
+
+    def statements(self) -> list[Stmt]:
+        g = self.g
+        out: list[Stmt] = []
         for n in self.order:
             if self.inlined(n):
                 continue
             d = g.data(n)
-            if self.opts.comments and d["phase"] == BACKWARD:
+            if self.opts.inplace_accumulate and d["op"] == "add" and d.get("accum"):
+                terms = self._terms(n)
+                if len(terms) >= 3 and all(g.shape(t) == d["shape"] for t in terms):
+                    reads: set[str] = set()
+                    first = f"{self.expr(terms[0], reads).text} + {self.expr(terms[1], reads).text}"
+                    out.append(Stmt(n, f"{n} = {first}", reads, d["phase"], d["source"]))
+                    for t in terms[2:]:
+                        r: set[str] = set()
+                        out.append(Stmt(n, f"{n} += {self.expr(t, r).text}", r, d["phase"], d["source"]))
+                    continue
+            reads = set()
+            text = self.rhs(n, reads).text
+            out.append(Stmt(n, f"{n} = {text}", reads, d["phase"], d["source"]))
+        return out
+
+    def _freeable(self, n: str) -> bool:
+        g = self.g
+        if self.opts.free_threshold is None or n in self.roots or g.op(n) in SOURCES:
+            return False
+        shape = g.shape(n)
+        return not is_static(shape) or int(np.prod(shape)) >= self.opts.free_threshold
+
+    def body(self) -> list[str]:
+        g = self.g
+        stmts = self.statements()
+        last: dict[str, int] = {}
+        for i, s in enumerate(stmts):
+            for r in s.reads:
+                last[r] = i
+        frees: dict[int, list[str]] = {}
+        for v, i in last.items():
+            if self._freeable(v):
+                frees.setdefault(i, []).append(v)
+        lines: list[str] = []
+        phase, source = FORWARD, None
+        for i, s in enumerate(stmts):
+            if self.opts.comments and s.phase == BACKWARD:
                 if phase != BACKWARD:
                     lines.append("")
                     lines.append("# Backward pass: the chain rule, from the loss back to the inputs.")
-                key = d["source"]
-                if key != source:
-                    text = g.source_text.get(key) if key else None
+                if s.source != source:
+                    text = g.source_text.get(s.source) if s.source else None
                     if text:
-                        lines.append(f"# {key}: {_comment_text(text)}")
-                    source = key
-            phase = d["phase"]
-            lines.append(f"{n} = {self.rhs(n).text}")
+                        lines.append(f"# {s.source}: {_comment_text(text)}")
+                    source = s.source
+            phase = s.phase
+            lines.append(s.text)
+            if i in frees:
+                dead = sorted(frees[i], key=lambda v: g.data(v)["seq"])
+                lines.append("del " + ", ".join(dead))
         return lines
 
 
+# ------------------------------------------------------------------ formatting
+
+# Characters of lines we know black leaves alone (no quotes, no **, no slices).
+_SAFE = re.compile(r"^[A-Za-z0-9_ .,()=+\-*/@<>#:{}\"']*$")
+
+
+def _safe(line: str, indent: int) -> bool:
+    if line.startswith("# "):  # black never rewraps comments
+        return line == line.rstrip()
+    if len(line) + indent > LINE or "**" in line or "[" in line or "\\" in line:
+        return False
+    return bool(_SAFE.match(line)) and "  " not in line and "'" not in line
+
+
+def _black(source: str) -> str:
+    return black.format_str(source, mode=black.Mode(line_length=LINE))
+
+
+def _format_body(lines: list[str]) -> list[str]:
+    """Indent a function body; lines black would change go through black, batched."""
+    # Multi-line entries were already laid out in black's style (_explode).
+    todo = [i for i, ln in enumerate(lines) if ln and "\n" not in ln and not _safe(ln, 4)]
+    out = ["\n".join("    " + x for x in ln.split("\n")) if ln else "" for ln in lines]
+    if not todo:
+        return out
+    src = ["def _bpc_format_():"]
+    for k, i in enumerate(todo):
+        src.append(f"    # @bpc {k}")
+        src.append("    " + lines[i])
+    formatted = _black("\n".join(src) + "\n").splitlines()[1:]
+    chunks: list[list[str]] = []
+    for ln in formatted:
+        if ln.startswith("    # @bpc "):
+            chunks.append([])
+        elif ln.strip():
+            chunks[-1].append(ln)
+    for i, chunk in zip(todo, chunks):
+        out[i] = "\n".join(chunk)
+    return out
+
+
+def _explode(head: str, items: list[str], tail: str, indent: int = 0, collection: bool = True) -> str | None:
+    """A bracketed list in black's style: one line if it fits; else, for call
+    or def brackets, the items on one indented line if they fit; else (and
+    always for collection displays, as black does) one item per line with a
+    trailing comma. Returns None when an item needs splitting itself (black).
+    """
+    pad = ""  # lines are relative to the statement's indentation
+    one = f"{head}{', '.join(items)}{tail}"
+    if len(one) + indent <= LINE:
+        return one
+    inner = " " * 4
+    body = ", ".join(items)
+    if not collection and items and len(body) + indent + 4 <= LINE:
+        return f"{head}\n{inner}{body}\n{pad}{tail}"
+    if any(len(it) + indent + 5 > LINE for it in items):
+        return None
+    return f"{head}\n" + "".join(f"{inner}{it},\n" for it in items) + f"{pad}{tail}"
+
+
+def _format_top(line: str) -> str:
+    """A module-level statement or a def line in black's style."""
+    if _safe(line, 0):
+        return line
+    if line.startswith("def "):
+        return _black(line + "\n    pass\n").rstrip("\n").rsplit("\n", 1)[0]
+    return _black(line + "\n").rstrip("\n")
+
+
+def _function(name: str, params: list[str], doc: list[str], body: list[str]) -> str:
+    head = _explode(f"def {name}(", params, "):", collection=False) or _format_top(f"def {name}({', '.join(params)}):")
+    doc_lines = ['    """' + doc[0]] + [("    " + d) if d else "" for d in doc[1:]]
+    if len(doc) > 1:
+        doc_lines.append('    """')
+    else:
+        doc_lines[0] += '"""'
+    return "\n".join([head] + doc_lines + _format_body(body))
+
+
+# ------------------------------------------------------------------ module
+
+
 def _shape_doc(g: Graph, n: str) -> str:
-    return f"{n}: array of shape {pyval(tuple(g.shape(n)))}" if g.shape(n) else f"{n}: scalar"
+    shape = tuple(g.shape(n))
+    return f"{n}: array of shape {pyval(shape)}" if shape else f"{n}: scalar"
+
+
+def _shape_literal(shape) -> str:
+    return pyval(tuple(json.dumps(d) if isinstance(d, str) else d for d in shape)).replace("'", "")
 
 
 def generate(g: Graph, opts: CodegenOptions | None = None) -> str:
-    """The generated module's source, black-formatted."""
+    """The generated module's source, in black's style."""
     opts = opts or CodegenOptions()
     m = g.meta
     args = g.params + g.inputs
-    sig = ", ".join(args)
-    out: list[str] = []
-    desc = f"\n\n{_doc_text(m.description.strip())}" if m.description.strip() else ""
-    out.append(
-        f'"""Generated by bpc {__version__} from {_doc_text(m.spec_path)} '
-        f"(sha256 {m.spec_sha256[:16]}). Do not edit.{desc}\n\n"
-        "Call value_and_grad(**params, **inputs) for (loss, grads); see forward,\n"
-        'init_params and example_inputs.\n"""'
-    )
-    out.append("import numpy as np")
+
+    head = [f'"""Generated by bpc {__version__} from {_doc_text(m.spec_path)} (sha256 {m.spec_sha256[:16]}).']
+    head.append("")
+    head.append("Do not edit: change the spec and run bpc compile again.")
+    if m.description.strip():
+        head.append("")
+        head += _wrap(_doc_text(m.description.strip()))
+    head += [
+        "",
+        "Call value_and_grad(**params, **inputs) for (loss, grads); see forward,",
+        "init_params and example_inputs.",
+        '"""',
+    ]
+    top = []
 
     def table(name: str, names: list[str]) -> str:
-        items = ", ".join(f'"{n}": {pyval(tuple(g.shape(n)))}' for n in names)
-        return f"{name} = {{{items}}}"
+        items = [f"{json.dumps(n)}: {_shape_literal(g.shape(n))}" for n in names]
+        return _explode(f"{name} = {{", items, "}") or _format_top(f"{name} = {{{', '.join(items)}}}")
 
-    out.append(
-        "\n".join(
-            [
-                table("PARAMS", g.params),
-                table("INPUTS", g.inputs),
-                f"WRT = {pyval(tuple(g.wrt)) if g.wrt else '()'}",
-                f"OUTPUTS = {pyval(tuple(g.outputs)) if g.outputs else '()'}",
-                f"LOSS = {g.loss!r}",
-            ]
-            + ([f"DIMS = {{{', '.join(f'{k!r}: {v}' for k, v in g.dims.items())}}}"] if g.dims else [])
-        )
-    )
+    def names(name: str, t) -> str:
+        if not t:
+            return f"{name} = ()"
+        items = [json.dumps(x) for x in t]
+        if len(t) == 1:
+            return _format_top(f"{name} = ({items[0]},)")
+        return _explode(f"{name} = (", items, ")") or _format_top(f"{name} = ({', '.join(items)})")
 
-    # init_params / example_inputs
-    out.append(_init_function(g))
-    out.append(_inputs_function(g))
+    consts = [
+        table("PARAMS", g.params),
+        table("INPUTS", g.inputs),
+        names("WRT", g.wrt),
+        names("OUTPUTS", list(g.outputs)),
+        f"LOSS = {json.dumps(g.loss)}",
+    ]
+    if g.dims:
+        consts.append(_format_top("DIMS = {" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in g.dims.items()) + "}"))
+    top.append("\n".join(consts))
+    top.append(_init_function(g))
+    top.append(_inputs_function(g))
 
-    arg_doc = "\n".join(f"        {_shape_doc(g, a)}" for a in args)
+    arg_doc = ["", "Args:"] + [f"    {_shape_doc(g, a)}" for a in args]
 
-    # forward
     fwd_roots = [g.loss] + list(g.outputs.values())
-    em = _Emitter(g, fwd_roots, opts)
-    ret = g.loss if not g.outputs else f"{g.loss}, " + _dict(g.outputs)
-    returns = "the loss" if not g.outputs else "(loss, outputs): outputs maps each name in OUTPUTS to its value"
-    out.append(
-        f"def forward({sig}):\n"
-        f'    """Return {returns}.\n\n    Args:\n{arg_doc}\n    """\n'
-        + _indent(em.body() + [f"return {ret}"])
-    )
+    body = _Emitter(g, fwd_roots, opts).body()
+    if g.outputs:
+        body.append(_return_dict(f"{g.loss}, ", g.outputs))
+        returns = "(loss, outputs): outputs maps each name in OUTPUTS to its value."
+    else:
+        body.append(f"return {g.loss}")
+        returns = "the loss."
+    top.append(_function("forward", args, [f"Return {returns}"] + arg_doc, body))
 
-    # value_and_grad
     vg_roots = [g.loss] + list(g.grads.values())
-    em = _Emitter(g, vg_roots, opts)
-    body = em.body()
-    out.append(
-        f"def value_and_grad({sig}):\n"
-        '    """Return (loss, grads): grads maps each name in WRT to d loss / d name.\n\n'
-        f'    Args:\n{arg_doc}\n    """\n'
-        + _indent(body + [f"return {g.loss}, " + _dict(g.grads)])
-    )
-    src = "\n\n\n".join(out) + "\n"
-    return black.format_str(src, mode=black.Mode())
-
-
-def _dict(m: dict[str, str]) -> str:
-    return "{" + ", ".join(f'"{k}": {v}' for k, v in m.items()) + "}"
-
-
-def _indent(lines: list[str]) -> str:
-    return "\n".join(("    " + ln) if ln else "" for ln in lines)
+    body = _Emitter(g, vg_roots, opts).body()
+    body.append(_return_dict(f"{g.loss}, ", g.grads))
+    doc = ["Return (loss, grads): grads maps each name in WRT to d loss / d name."] + arg_doc
+    top.append(_function("value_and_grad", args, doc, body))
+    preamble = "\n".join(head) + "\n\nimport numpy as np\n\n" + top[0]
+    return "\n\n\n".join([preamble] + top[1:]) + "\n"
 
 
 def _init_function(g: Graph) -> str:
-    lines = []
     uses_rng = False
     items = []
     for p in g.params:
         shape = pyval(tuple(g.shape(p)))
         if p in g.values:
-            items.append(f'"{p}": {_array_literal(g.values[p])}')
+            items.append(f"{json.dumps(p)}: {_array_literal(g.values[p])}")
             continue
         init = g.inits[p]
         kind = init.kind
+        key = json.dumps(p)
         if kind == "zeros":
-            items.append(f'"{p}": np.zeros({shape})')
+            items.append(f"{key}: np.zeros({shape})")
         elif kind == "ones":
-            items.append(f'"{p}": np.ones({shape})')
+            items.append(f"{key}: np.ones({shape})")
         else:
             uses_rng = True
             if kind == "normal":
-                items.append(f'"{p}": rng.normal(0.0, {init.std!r}, size={shape})')
+                items.append(f"{key}: rng.normal(0.0, {init.std!r}, size={shape})")
             elif kind == "uniform":
-                items.append(f'"{p}": rng.uniform({init.low!r}, {init.high!r}, size={shape})')
+                items.append(f"{key}: rng.uniform({init.low!r}, {init.high!r}, size={shape})")
             elif kind == "glorot_uniform":
                 s = g.shape(p)
                 fan_in, fan_out = (s[-2], s[-1]) if len(s) >= 2 else (s[0] if s else 1, s[0] if s else 1)
                 limit = float(np.sqrt(6.0 / (fan_in + fan_out)))
-                items.append(f'"{p}": rng.uniform({-limit!r}, {limit!r}, size={shape})')
+                items.append(f"{key}: rng.uniform({-limit!r}, {limit!r}, size={shape})")
             else:
                 raise AssertionError(kind)
-    doc = (
-        '    """Initial parameters: the spec\'s values, or its initializers drawn\n'
-        '    in declaration order from np.random.default_rng(seed)."""'
-    )
-    if uses_rng:
-        lines.append("rng = np.random.default_rng(seed)")
-    lines.append("return {" + ", ".join(items) + "}")
-    return f"def init_params(seed={g.meta.seed}):\n{doc}\n" + _indent(lines)
+    doc = [
+        "Initial parameters: the spec's values, or its initializers drawn",
+        "in declaration order from np.random.default_rng(seed).",
+    ]
+    body = ["rng = np.random.default_rng(seed)"] if uses_rng else []
+    body.append(_explode("return {", items, "}", indent=4) or "return {" + ", ".join(items) + "}")
+    return _function("init_params", [f"seed={g.meta.seed}"], doc, body)
 
 
 def _inputs_function(g: Graph) -> str:
     items = []
     uses_rng = False
     for i in g.inputs:
+        key = json.dumps(i)
         if i in g.values:
-            items.append(f'"{i}": {_array_literal(g.values[i])}')
+            items.append(f"{key}: {_array_literal(g.values[i])}")
+            continue
+        uses_rng = True
+        dims = [str(d) if isinstance(d, int) else f"dims[{json.dumps(d)}]" for d in g.shape(i)]
+        shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+        if i in g.classes:
+            draw = f"rng.integers(0, {g.classes[i]}, size={shape}).astype(np.float64)"
         else:
-            uses_rng = True
-            dims = [str(d) if isinstance(d, int) else f"dims[{d!r}]" for d in g.shape(i)]
-            shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
-            if i in g.classes:
-                draw = f"rng.integers(0, {g.classes[i]}, size={shape}).astype(np.float64)"
-            else:
-                draw = f"rng.standard_normal({shape})"
-            items.append(f'"{i}": {draw}')
-    doc = (
-        '    """Example inputs: the spec\'s values, or standard normal draws from\n'
-        "    np.random.default_rng(seed) for inputs the spec gives no value."
-    )
-    lines = []
+            draw = f"rng.standard_normal({shape})"
+        items.append(f"{key}: {draw}")
+    doc = [
+        "Example inputs: the spec's values, or random draws from",
+        "np.random.default_rng(seed) for inputs the spec gives no value.",
+    ]
+    body = []
     if g.dims:
-        doc += '\n\n    dims: sizes of symbolic dims (default DIMS)."""'
-        lines.append("dims = {**DIMS, **(dims or {})}")
+        doc += ["", "dims: sizes of symbolic dims (default DIMS)."]
+        body.append("dims = {**DIMS, **(dims or {})}")
         sig = "seed=0, dims=None"
     else:
-        doc += '"""'
         sig = "seed=0"
     if uses_rng:
-        lines.append("rng = np.random.default_rng(seed)")
-    lines.append("return {" + ", ".join(items) + "}")
-    return f"def example_inputs({sig}):\n{doc}\n" + _indent(lines)
+        body.append("rng = np.random.default_rng(seed)")
+    body.append(_explode("return {", items, "}", indent=4) or "return {" + ", ".join(items) + "}")
+    return _function("example_inputs", sig.split(", "), doc, body)

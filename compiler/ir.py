@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import heapq
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -98,6 +99,7 @@ class Graph:
         self._seq = 0
         self._ctx = _Context()
         self._reserved: set[str] = set()
+        self._counters: dict[str, int] = {}  # fresh(): next suffix per base name
 
     # ------------------------------------------------------------ building
 
@@ -120,10 +122,13 @@ class Graph:
         base = hint if hint and (hint[0].isalpha()) else f"t_{hint}"
         if base in _BUILTINS:
             base = f"{base}_"
-        name, k = base, 1
+        name, k = base, self._counters.get(base, 1)
+        if k > 1:
+            name = f"{base}_{k}"
         while name in self.nx or name in self._reserved:
             k += 1
             name = f"{base}_{k}"
+        self._counters[base] = k
         return name
 
     def add(
@@ -220,8 +225,11 @@ class Graph:
         return self.nx.nodes[name]
 
     def args(self, name: str) -> tuple[str, ...]:
-        edges = sorted(self.nx.in_edges(name, data="pos"), key=lambda e: e[2])
-        return tuple(u for u, _, _ in edges)
+        pred = self.nx._pred[name]  # {operand: {edge key: {"pos": i}}}
+        if not pred:
+            return ()
+        pairs = sorted((d["pos"], u) for u, keys in pred.items() for d in keys.values())
+        return tuple(u for _, u in pairs)
 
     def users(self, name: str) -> list[tuple[str, int]]:
         """(user, operand position) pairs, in a deterministic order."""
@@ -236,15 +244,27 @@ class Graph:
 
     def topo(self, nodes: set[str] | None = None) -> list[str]:
         """Deterministic topological order (ties broken by creation order)."""
-        g = self.nx if nodes is None else self.nx.subgraph(nodes)
-        try:
-            return list(
-                nx.lexicographical_topological_sort(
-                    g, key=lambda n: self.nx.nodes[n]["seq"]
-                )
-            )
-        except nx.NetworkXUnfeasible:
-            raise GraphError("the graph has a cycle") from None
+        G = self.nx
+        members = set(G.nodes) if nodes is None else set(nodes)
+        indeg = dict.fromkeys(members, 0)
+        for n in members:
+            for u, keys in G._pred[n].items():
+                if u in members:
+                    indeg[n] += len(keys)
+        heap = [(G.nodes[n]["seq"], n) for n, d in indeg.items() if d == 0]
+        heapq.heapify(heap)
+        order = []
+        while heap:
+            _, n = heapq.heappop(heap)
+            order.append(n)
+            for v, keys in G._succ[n].items():
+                if v in members:
+                    indeg[v] -= len(keys)
+                    if indeg[v] == 0:
+                        heapq.heappush(heap, (G.nodes[v]["seq"], v))
+        if len(order) != len(members):
+            raise GraphError("the graph has a cycle")
+        return order
 
     def ancestors(self, roots: list[str]) -> set[str]:
         """``roots`` and everything they depend on."""
@@ -296,7 +316,13 @@ class Graph:
         self.nx.remove_node(name)
 
     def rename(self, old: str, new: str) -> None:
-        nx.relabel_nodes(self.nx, {old: new}, copy=False)
+        G = self.nx
+        G.add_node(new, **G.nodes[old])
+        for u, _, pos in list(G.in_edges(old, data="pos")):
+            G.add_edge(u, new, pos=pos)
+        for _, v, pos in list(G.out_edges(old, data="pos")):
+            G.add_edge(new, v, pos=pos)
+        G.remove_node(old)
         self._retarget(old, new)
 
     def copy(self) -> "Graph":
@@ -310,6 +336,7 @@ class Graph:
         g.dims = dict(self.dims)
         g.classes = dict(self.classes)
         g._reserved = set(self._reserved)
+        g._counters = dict(self._counters)
         g._ctx = _Context()
         return g
 

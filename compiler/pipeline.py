@@ -13,6 +13,7 @@ from .passes import PASS_NAMES, PassReport, optimize
 from .spec import Spec, load_spec, parse_json, spec_from_data
 
 STAGES = ("forward", "joint", "optimized")
+VERIFY_EACH_PASS_MAX_NODES = 5000
 
 
 @dataclass
@@ -45,7 +46,9 @@ def compile_spec(
     joint = differentiate(fwd)
     joint.verify()
     report = PassReport()
-    opt = optimize(joint, set(PASS_NAMES) if passes is None else passes, report=report)
+    # Verify after every pass; on large graphs once at the end (compile time).
+    verify = "each" if len(joint) <= VERIFY_EACH_PASS_MAX_NODES else "end"
+    opt = optimize(joint, set(PASS_NAMES) if passes is None else passes, verify=verify, report=report)
     source = generate(opt, CodegenOptions(comments=comments))
     return Compiled(spec, fwd, joint, opt, source, report)
 

@@ -38,6 +38,7 @@ class Expr:
     text: str
     prec: int = ATOM
     shape: tuple[int, ...] = ()
+    literal: bool = False  # a number: no methods can be called on it
 
 
 def wrap(e: Expr, min_prec: int) -> str:
@@ -64,8 +65,8 @@ def num(v: float) -> Expr:
     v = float(v)
     text = repr(v) if math.isfinite(v) else f"np.{'inf' if v > 0 else 'nan'}"
     if v < 0 and math.isfinite(v):
-        return Expr(text, UNARY)
-    return Expr(text, ATOM)
+        return Expr(text, UNARY, literal=True)
+    return Expr(text, ATOM, literal=True)
 
 
 def pyval(v: Any) -> str:

@@ -13,12 +13,12 @@ SOURCES = {"input", "param"}
 ELEMENTWISE_BINARY = {"add", "sub", "mul", "div"}
 
 
-def dce(g: Graph) -> Graph:
+def dce(g: Graph, inplace: bool = False) -> Graph:
     """Remove nodes that no root (loss, output, gradient) depends on.
 
     Inputs and params stay: they are the generated functions' signature.
     """
-    g = g.copy()
+    g = g if inplace else g.copy()
     live = g.ancestors(g.roots())
     for n in list(g.nx.nodes):
         if n not in live and g.op(n) not in SOURCES:
@@ -38,9 +38,9 @@ def _hashable(v):
     return v
 
 
-def cse(g: Graph) -> Graph:
+def cse(g: Graph, inplace: bool = False) -> Graph:
     """Merge nodes that compute the same op on the same operands."""
-    g = g.copy()
+    g = g if inplace else g.copy()
     seen: dict[tuple, str] = {}
     for n in g.topo():
         if g.op(n) in SOURCES:
@@ -69,9 +69,9 @@ def _scalar_const(g: Graph, n: str) -> float | None:
     return None
 
 
-def fold_constants(g: Graph) -> Graph:
+def fold_constants(g: Graph, inplace: bool = False) -> Graph:
     """Evaluate ops whose operands are all scalar constants."""
-    g = g.copy()
+    g = g if inplace else g.copy()
     for n in g.topo():
         d = g.data(n)
         args = g.args(n)
@@ -89,7 +89,7 @@ def fold_constants(g: Graph) -> Graph:
     return g
 
 
-def simplify(g: Graph) -> Graph:
+def simplify(g: Graph, inplace: bool = False) -> Graph:
     """Algebraic identities, each keeping values exact.
 
     identity(x) -> x; x*1, 1*x, x/1, x+0, 0+x, x-0 -> x (when the result has
@@ -97,7 +97,7 @@ def simplify(g: Graph) -> Graph:
     shape -> x; a ones/zeros/full array used where a scalar broadcasts the
     same -> that scalar (no materialized arrays).
     """
-    g = g.copy()
+    g = g if inplace else g.copy()
     for n in g.topo():
         if n not in g:
             continue
