@@ -78,7 +78,7 @@ def forward(We1, be1, We2, be2, Wd1, bd1, Wd2, bd2, x):
     h2 = np.tanh(code @ Wd1 + bd1)
     reconstruction = h2 @ Wd2 + bd2
     del h2
-    loss = np.mean((reconstruction - x) ** 2)
+    loss = ((reconstruction - x) ** 2).mean()
     del reconstruction
     return loss, {"code": code}
 
@@ -104,7 +104,7 @@ def value_and_grad(We1, be1, We2, be2, Wd1, bd1, Wd2, bd2, x):
     loss_sub = reconstruction - x
     del reconstruction
     loss_square = loss_sub**2
-    loss = np.mean(loss_square)
+    loss = loss_square.mean()
 
     # Backward pass: the chain rule, from the loss back to the inputs.
     # nodes[4]: loss = mse(reconstruction, x)
@@ -115,28 +115,28 @@ def value_and_grad(We1, be1, We2, be2, Wd1, bd1, Wd2, bd2, x):
     )
     del loss_sub, loss_square
     # nodes[3]: reconstruction = h2 @ Wd2 + bd2
-    g_bd2 = np.sum(g_loss_sub, axis=0)
+    g_bd2 = g_loss_sub.sum(axis=0)
     g_h2 = g_loss_sub @ Wd2.T
     g_Wd2 = h2.T @ g_loss_sub
     del g_loss_sub
     # nodes[2]: h2 = tanh(code @ Wd1 + bd1)
     g_h2_add = g_h2 * (1.0 - h2 * h2)
     del h2, g_h2
-    g_bd1 = np.sum(g_h2_add, axis=0)
+    g_bd1 = g_h2_add.sum(axis=0)
     g_code = g_h2_add @ Wd1.T
     g_Wd1 = code.T @ g_h2_add
     del g_h2_add
     # nodes[1]: code = tanh(h1 @ We2 + be2)
     g_code_add = g_code * (1.0 - code * code)
     del code, g_code
-    g_be2 = np.sum(g_code_add, axis=0)
+    g_be2 = g_code_add.sum(axis=0)
     g_h1 = g_code_add @ We2.T
     g_We2 = h1.T @ g_code_add
     del g_code_add
     # nodes[0]: h1 = tanh(x @ We1 + be1)
     g_h1_add = g_h1 * (1.0 - h1 * h1)
     del h1, g_h1
-    g_be1 = np.sum(g_h1_add, axis=0)
+    g_be1 = g_h1_add.sum(axis=0)
     g_We1 = x.T @ g_h1_add
     del g_h1_add
     return loss, {

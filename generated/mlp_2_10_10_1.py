@@ -68,7 +68,7 @@ def forward(w1, b1, w2, b2, w3, b3, x, y):
     z2 = h1 @ w2 + b2
     h2 = np.exp(-np.logaddexp(0.0, -z2))
     prediction = h2 @ w3 + b3
-    loss = np.sum((prediction - y) ** 2)
+    loss = ((prediction - y) ** 2).reshape(())
     return loss
 
 
@@ -91,7 +91,7 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
     h2 = np.exp(-np.logaddexp(0.0, -z2))
     prediction = h2 @ w3 + b3
     loss_sub = prediction - y
-    loss = np.sum(loss_sub**2)
+    loss = (loss_sub**2).reshape(())
 
     # Backward pass: the chain rule, from the loss back to the inputs.
     # mlp (loss): loss = sum((prediction - y) ** 2)

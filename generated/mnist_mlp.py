@@ -78,15 +78,14 @@ def forward(w1, b1, w2, b2, w3, b3, x, y):
     del z2
     prediction = h2 @ w3 + b3
     del h2
-    loss_sub = prediction - np.max(prediction, axis=-1, keepdims=True)
+    loss_sub = prediction - prediction.max(axis=-1, keepdims=True)
     del prediction
-    loss = np.mean(
-        -np.sum(
+    loss = (
+        -(
             np.eye(10)[y.astype(np.intp)]
-            * (loss_sub - np.log(np.sum(np.exp(loss_sub), axis=-1, keepdims=True))),
-            axis=-1,
-        )
-    )
+            * (loss_sub - np.log(np.exp(loss_sub).sum(axis=-1, keepdims=True)))
+        ).sum(axis=-1)
+    ).mean()
     del loss_sub
     return loss
 
@@ -112,13 +111,13 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
     del z2
     prediction = h2 @ w3 + b3
     loss_one_hot = np.eye(10)[y.astype(np.intp)]
-    loss_sub = prediction - np.max(prediction, axis=-1, keepdims=True)
+    loss_sub = prediction - prediction.max(axis=-1, keepdims=True)
     del prediction
     loss_exp = np.exp(loss_sub)
-    loss_sum = np.sum(loss_exp, axis=-1, keepdims=True)
-    loss_neg = -np.sum(loss_one_hot * (loss_sub - np.log(loss_sum)), axis=-1)
+    loss_sum = loss_exp.sum(axis=-1, keepdims=True)
+    loss_neg = -(loss_one_hot * (loss_sub - np.log(loss_sum))).sum(axis=-1)
     del loss_sub
-    loss = np.mean(loss_neg)
+    loss = loss_neg.mean()
 
     # Backward pass: the chain rule, from the loss back to the inputs.
     # mlp (loss): loss = softmax_cross_entropy(prediction, y)
@@ -128,13 +127,13 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
     del g_loss_neg
     g_loss_sub_2 = g_loss_sum_2.reshape((-1, 1)) * loss_one_hot
     del loss_one_hot, g_loss_sum_2
-    g_loss_log = np.sum(-g_loss_sub_2, axis=1, keepdims=True)
+    g_loss_log = (-g_loss_sub_2).sum(axis=1, keepdims=True)
     g_loss_sum = g_loss_log / loss_sum
     del loss_sum, g_loss_log
     g_loss_sub = g_loss_sub_2 + g_loss_sum * loss_exp
     del loss_exp, g_loss_sub_2, g_loss_sum
     # mlp (layer 3): prediction = h2 @ w3 + b3
-    g_b3 = np.sum(g_loss_sub, axis=0)
+    g_b3 = g_loss_sub.sum(axis=0)
     g_h2 = g_loss_sub @ w3.T
     g_w3 = h2.T @ g_loss_sub
     del g_loss_sub
@@ -142,7 +141,7 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
     g_z2 = g_h2 * (h2 > 0)
     del h2, g_h2
     # mlp (layer 2): z2 = h1 @ w2 + b2
-    g_b2 = np.sum(g_z2, axis=0)
+    g_b2 = g_z2.sum(axis=0)
     g_h1 = g_z2 @ w2.T
     g_w2 = h1.T @ g_z2
     del g_z2
@@ -150,7 +149,7 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
     g_z1 = g_h1 * (h1 > 0)
     del h1, g_h1
     # mlp (layer 1): z1 = x @ w1 + b1
-    g_b1 = np.sum(g_z1, axis=0)
+    g_b1 = g_z1.sum(axis=0)
     g_w1 = x.T @ g_z1
     del g_z1
     return loss, {

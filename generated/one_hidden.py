@@ -66,10 +66,8 @@ def value_and_grad(W0, W1, X, Y):
     Error = Y - l2
 
     # Backward pass: the chain rule, from the loss back to the inputs.
-    # nodes[2]: Error = Y - l2
-    g_l2 = -np.ones((1, 1))
     # nodes[1]: l2 = sigmoid(l1 @ W1)
-    g_l2_matmul = g_l2 * (l2 * (1.0 - l2))
+    g_l2_matmul = -1.0 * (l2 * (1.0 - l2))
     g_l1 = g_l2_matmul @ W1.T
     g_W1 = l1.T @ g_l2_matmul
     # nodes[0]: l1 = sigmoid(X @ W0)

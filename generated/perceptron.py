@@ -61,10 +61,8 @@ def value_and_grad(W0, X, Y):
     Error = Y - l1
 
     # Backward pass: the chain rule, from the loss back to the inputs.
-    # nodes[2]: Error = Y - l1
-    g_l1 = -np.ones((1, 1))
     # nodes[1]: l1 = sigmoid(z)
-    g_z = g_l1 * (l1 * (1.0 - l1))
+    g_z = -1.0 * (l1 * (1.0 - l1))
     # nodes[0]: z = X @ W0
     g_W0 = X.T @ g_z
     return Error, {"W0": g_W0}

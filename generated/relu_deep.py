@@ -91,7 +91,7 @@ def forward(W0, W1, W2, W3, W4, W5, b0, b1, b2, b3, b4, b5, x, y):
     f4 = b4 + W4 @ h4
     h5 = np.maximum(f4, 0.0)
     f5 = b5 + W5 @ h5
-    loss = np.sum((f5 - y) ** 2)
+    loss = ((f5 - y) ** 2).reshape(())
     return loss
 
 
@@ -126,7 +126,7 @@ def value_and_grad(W0, W1, W2, W3, W4, W5, b0, b1, b2, b3, b4, b5, x, y):
     h5 = np.maximum(f4, 0.0)
     f5 = b5 + W5 @ h5
     loss_sub = f5 - y
-    loss = np.sum(loss_sub**2)
+    loss = (loss_sub**2).reshape(())
 
     # Backward pass: the chain rule, from the loss back to the inputs.
     # nodes[11]: loss = sum((f5 - y) ** 2)

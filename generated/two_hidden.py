@@ -70,10 +70,8 @@ def value_and_grad(W0, W1, W2, X, Y):
     Error = Y - l3
 
     # Backward pass: the chain rule, from the loss back to the inputs.
-    # nodes[3]: Error = Y - l3
-    g_l3 = -np.ones((1, 1))
     # nodes[2]: l3 = sigmoid(l2 @ W2)
-    g_l3_matmul = g_l3 * (l3 * (1.0 - l3))
+    g_l3_matmul = -1.0 * (l3 * (1.0 - l3))
     g_l2 = g_l3_matmul @ W2.T
     g_W2 = l2.T @ g_l3_matmul
     # nodes[1]: l2 = sigmoid(l1 @ W1)

@@ -77,3 +77,45 @@ def test_verify_rejects_a_broken_graph():
     g.set_args(mul, [g.args(mul)[0]])
     with pytest.raises(AssertionError):
         g.verify()
+
+
+def test_reduction_of_one_element_is_a_reshape():
+    c = compile_text(json.dumps({"params": [{"name": "x", "shape": [1, 1]}], "nodes": ["loss = mean(x * x)"], "loss": "loss"}))
+    assert "mean" not in c.source.split("def value_and_grad")[1]
+    assert op_counts(c.optimized)["mean"] == 0
+
+
+def test_seed_and_fills_become_scalars():
+    c = compile_text(json.dumps({"params": [{"name": "x", "shape": [3, 1]}], "nodes": ["loss = sum(log(x * x))"], "loss": "loss"}))
+    vg = c.source.split("def value_and_grad")[1]
+    assert "np.ones" not in vg and "np.full" not in vg and "np.broadcast_to" not in vg
+
+
+def test_scalar_constants_are_reassociated():
+    c = _graph(["loss = sum(3.0 * (2.0 * x))"], wrt=["x"])
+    g = optimize(c.joint)
+    consts = {g.attrs(n)["value"] for n in g.nx.nodes if g.op(n) == "const"}
+    assert 6.0 in consts
+
+
+def test_large_intermediates_are_freed_after_last_use():
+    c = compile_file("examples/mnist_mlp.json")
+    vg = c.source.split("def value_and_grad")[1]
+    dels = [ln.strip() for ln in vg.splitlines() if ln.strip().startswith("del ")]
+    assert "del z1" in dels and "del h1, g_h1" in dels
+    # a freed name is never read again (comments aside)
+    lines = [ln.strip() for ln in vg.splitlines() if not ln.strip().startswith("#")]
+    for i, ln in enumerate(lines):
+        if ln.startswith("del "):
+            for name in ln[4:].split(", "):
+                later = "\n".join(lines[i + 1 :])
+                assert not __import__("re").search(rf"\b{name}\b", later), name
+
+
+def test_fan_out_is_accumulated_in_place():
+    spec = {"params": [{"name": "x", "shape": [4, 4]}], "nodes": ["a = tanh(x)", "loss = sum(a * exp(a) + sin(a) + a @ a)"], "loss": "loss"}
+    c = compile_text(json.dumps(spec))
+    assert "g_a += " in c.source
+    from runtime.check import check_compiled
+
+    assert check_compiled(c, seed=0).passed

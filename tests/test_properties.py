@@ -77,6 +77,10 @@ def test_random_networks_codegen_matches_interpreter_and_finite_differences(spec
     for t in result.tensors:
         assert t.passed, (spec, t)
     assert result.interpreter_max_diff <= 1e-9, spec
+    # The fast formatter's output is exactly what black makes of it.
+    import black
+
+    assert black.format_str(c.source, mode=black.Mode()) == c.source
     # -O0 code computes the same gradients as optimized code.
     c0 = compile_text(text, passes=set())
     m, m0 = load_source(c.source), load_source(c0.source)

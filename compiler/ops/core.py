@@ -463,10 +463,10 @@ def _sum_to_emit(e):
     if all(src[i] == 1 for i in lead + kept):
         return method(e[0], f".reshape({shape_text(dst)})")  # only size-1 axes
     if not kept:
-        return call("np.sum", e[0], axis=pyval(lead) if len(lead) > 1 else lead[0])
+        return reduce_expr("sum", e[0], axis=pyval(lead) if len(lead) > 1 else lead[0])
     if not lead:
-        return call("np.sum", e[0], axis=pyval(kept) if len(kept) > 1 else kept[0], keepdims="True")
-    s = call("np.sum", e[0], axis=pyval(lead + kept), keepdims="True")
+        return reduce_expr("sum", e[0], axis=pyval(kept) if len(kept) > 1 else kept[0], keepdims="True")
+    s = reduce_expr("sum", e[0], axis=pyval(lead + kept), keepdims="True")
     return method(s, f".reshape({shape_text(dst)})")
 
 
@@ -500,6 +500,15 @@ def _reduce_shape(x, axis, keepdims):
     return tuple(d for i, d in enumerate(x) if i not in axes)
 
 
+def reduce_expr(fn: str, x: Expr, **kw) -> Expr:
+    """``x.sum(...)`` (a method call: less overhead than ``np.sum``), or
+    ``np.sum(x, ...)`` when x is a literal number."""
+    if x.literal:
+        return call(f"np.{fn}", x, **kw)
+    args = ", ".join(f"{k}={v}" for k, v in kw.items())
+    return method(x, f".{fn}({args})")
+
+
 def _reduce_emit(fn):
     def emit(e):
         axis, keepdims = e.attrs["axis"], e.attrs["keepdims"]
@@ -508,7 +517,7 @@ def _reduce_emit(fn):
             kw["axis"] = pyval(axis)
         if keepdims:
             kw["keepdims"] = "True"
-        return call(fn, e[0], **kw)
+        return reduce_expr(fn, e[0], **kw)
 
     return emit
 
@@ -549,7 +558,7 @@ defop(
     arity=1,
     shape=_reduce_shape,
     impl=lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
-    emit=_reduce_emit("np.sum"),
+    emit=_reduce_emit("sum"),
     vjp=_sum_vjp,
     attrs=REDUCE_ATTRS,
     derivative="dx = broadcast g back over the summed axes",
@@ -562,7 +571,7 @@ defop(
     arity=1,
     shape=_reduce_shape,
     impl=lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims),
-    emit=_reduce_emit("np.mean"),
+    emit=_reduce_emit("mean"),
     vjp=_mean_vjp,
     attrs=REDUCE_ATTRS,
     derivative="dx = g / n broadcast back over the n averaged elements",
@@ -906,7 +915,7 @@ for _name, _fn in (("max", np.max), ("min", np.min)):
         arity=1,
         shape=_reduce_shape,
         impl=(lambda fn: lambda x, axis, keepdims: fn(x, axis=axis, keepdims=keepdims))(_fn),
-        emit=_reduce_emit(f"np.{_name}"),
+        emit=_reduce_emit(_name),
         vjp=_extreme_vjp,
         attrs=REDUCE_ATTRS,
         derivative="dx = g where x is the extreme (shared equally among ties), else 0",

@@ -75,16 +75,23 @@ def fold_constants(g: Graph, inplace: bool = False) -> Graph:
     for n in g.topo():
         d = g.data(n)
         args = g.args(n)
-        if d["op"] in SOURCES or d["op"] == "const" or not args or d["shape"] != ():
+        if d["op"] in SOURCES or d["op"] == "const" or not args or not is_static(d["shape"]):
             continue
-        if not all(g.op(a) == "const" and g.shape(a) == () for a in args):
+        if not all(g.op(a) == "const" for a in args):
+            continue
+        opdef = get_op(d["op"])
+        # Scalars fold through any op; filled arrays only through elementwise
+        # ops (a fill of the result's shape stays a fill).
+        if d["shape"] != () and opdef.category not in ("elementwise", "comparison"):
+            continue
+        if any(g.shape(a) != () for a in args) and opdef.category not in ("elementwise", "comparison"):
             continue
         vals = [np.float64(g.attrs(a)["value"]) for a in args]
         with np.errstate(all="ignore"):
-            v = float(get_op(d["op"]).impl(*vals, **d["attrs"]))
+            v = float(np.asarray(opdef.impl(*vals, **d["attrs"])).reshape(-1)[0])
         if not math.isfinite(v):
             continue
-        d["op"], d["attrs"] = "const", {"value": v, "shape": ()}
+        d["op"], d["attrs"] = "const", {"value": v, "shape": d["shape"]}
         g.set_args(n, [])
     return g
 
@@ -114,6 +121,11 @@ def simplify(g: Graph, inplace: bool = False) -> Graph:
             g.set_args(n, [])
         elif op == "neg" and g.op(args[0]) == "neg":
             repl = g.args(args[0])[0]
+        elif op in REDUCTIONS and _reduces_one_element(g, n):
+            # sum/mean/max/min of one element: just a reshape
+            d["op"], d["attrs"] = "reshape", {"shape": shape}
+            if g.shape(args[0]) == shape:
+                repl = args[0]
         elif op == "transpose" and g.op(args[0]) == "transpose":
             inner = args[0]
             if d["attrs"]["axes"] is None and g.attrs(inner)["axes"] is None:
@@ -131,6 +143,8 @@ def simplify(g: Graph, inplace: bool = False) -> Graph:
                 repl = a
             elif op == "add" and ca == 0.0 and g.shape(b) == shape:
                 repl = b
+            elif op == "mul" and (ca is not None or cb is not None) and g.shape(a if cb is None else b) == ():
+                _reassociate(g, n)
             else:
                 _scalarize_fills(g, n)
                 _drop_broadcasts(g, n)
@@ -156,6 +170,36 @@ def _scalarize_fills(g: Graph, n: str) -> None:
 
 
 BROADCASTS = {"broadcast_to", "broadcast_like"}
+REDUCTIONS = {"sum", "mean", "max", "min"}
+
+
+def _reduces_one_element(g: Graph, n: str) -> bool:
+    x = g.args(n)[0]
+    shape = g.shape(x)
+    axis = g.attrs(n)["axis"]
+    axes = range(len(shape)) if axis is None else ([axis] if isinstance(axis, int) else axis)
+    return all(shape[a] == 1 for a in axes)
+
+
+def _reassociate(g: Graph, n: str) -> None:
+    """c1 * (c2 * x) -> (c1 * c2) * x for scalar constants (one multiply less)."""
+    a, b = g.args(n)
+    c, other = (a, b) if g.op(a) == "const" else (b, a)
+    if g.op(other) != "mul" or g.nx.out_degree(other) != 1 or g.data(other)["named"]:
+        return
+    oa, ob = g.args(other)
+    if g.op(oa) == "const" and g.shape(oa) == ():
+        inner_c, x = oa, ob
+    elif g.op(ob) == "const" and g.shape(ob) == ():
+        inner_c, x = ob, oa
+    else:
+        return
+    if g.shape(x) != g.shape(n):
+        return
+    value = g.attrs(c)["value"] * g.attrs(inner_c)["value"]
+    with g.context(phase=g.data(n)["phase"], origin=g.data(n)["origin"], source=g.data(n)["source"]):
+        k = g.add("const", [], {"value": value, "shape": ()}, hint="c")
+    g.set_args(n, [k, x])
 
 
 def _drop_broadcasts(g: Graph, n: str) -> None:
