@@ -30,6 +30,7 @@ app = typer.Typer(
 
 
 class Stage(str, Enum):
+    spec = "spec"
     forward = "forward"
     joint = "joint"
     optimized = "optimized"
@@ -39,6 +40,8 @@ class Format(str, Enum):
     text = "text"
     json = "json"
     dot = "dot"
+    svg = "svg"
+    png = "png"
 
 
 def fail(e: BpcError) -> None:
@@ -178,23 +181,58 @@ def check(
 
 @app.command()
 def ir(
-    spec: Path = typer.Argument(..., help="the network spec (JSON)"),
-    stage: Stage = typer.Option(Stage.optimized, help="which graph: " + ", ".join(STAGES)),
-    fmt: Format = typer.Option(Format.text, "--format", help="text, json (node-link) or dot"),
+    spec: Path = typer.Argument(..., help="the network spec (JSON) or an IR dump"),
+    stage: Stage = typer.Option(Stage.optimized, help="spec, forward, joint or optimized"),
+    fmt: Format = typer.Option(Format.text, "--format", help="text, json (node-link), dot, svg or png"),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="write to a file (needed for png)"),
     stats: bool = typer.Option(False, "--stats", help="node counts per op before/after passes"),
 ) -> None:
-    """Print the IR of SPEC at a stage.
+    """Print the IR of SPEC at a stage, as text, JSON, or a picture.
 
-    Example: bpc ir examples/scalar.json --stage joint --format text
+    Examples: bpc ir examples/scalar.json --stage joint;
+    bpc ir examples/neuron.json --format svg -o neuron.svg
     """
     from compiler import printing
 
     c = _compile(spec)
-    g = c.stage(stage.value)
     if stats:
-        typer.echo(printing.stats(c.report))
+        typer.echo(printing.stats(c.report), nl=False)
         return
-    typer.echo(printing.dump(g, fmt.value), nl=False)
+    try:
+        data = _render(c, stage.value, fmt.value)
+        if isinstance(data, bytes) and out is None:
+            raise OutputError("binary output: give a file with -o", "--format png")
+        if out is not None:
+            if out.parent and not out.parent.exists():
+                out.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(data, bytes):
+                tmp = out.with_name(f".{out.name}.tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, out)
+            else:
+                write_atomic(out, data)
+            typer.echo(f"wrote {out}")
+        else:
+            typer.echo(data, nl=False)
+    except BpcError as e:
+        fail(e)
+    except OSError as e:
+        fail(OutputError(f"cannot write: {e.strerror}", str(out)))
+
+
+def _render(c: Compiled, stage: str, fmt: str) -> str | bytes:
+    from compiler import printing
+
+    if stage == "spec":
+        if c.spec is None:
+            raise BpcError("an IR dump has no spec stage", "--stage")
+        if fmt not in ("text", "json"):
+            raise BpcError("the spec stage prints as text or json only", "--format")
+        return json.dumps(c.spec.model_dump(mode="json", exclude_defaults=True), indent=2) + "\n"
+    g = c.stage(stage)
+    if fmt in ("svg", "png"):
+        return printing.render_dot(printing.dot(g), fmt)
+    return printing.dump(g, fmt, stage)
 
 
 @app.command()

@@ -54,8 +54,31 @@ def compile_spec(
 
 
 def compile_file(path: str | Path, **kw) -> Compiled:
-    spec, text = load_spec(path)
+    """Compile a spec file, or an IR dump written by ``bpc ir --format json``."""
+    from . import printing
+    from .spec import read_text
+
+    text = read_text(path)
+    data = parse_json(text, str(path))
+    if printing.is_ir_dump(data):
+        g, stage = printing.from_json(data)
+        return compile_graph(g, stage, **kw)
+    spec = spec_from_data(data)
     return compile_spec(spec, spec_path=_display_path(path), spec_text=text, **kw)
+
+
+def compile_graph(g: Graph, stage: str, passes: set[str] | None = None, comments: bool = True) -> Compiled:
+    """Continue the pipeline from a graph at ``stage`` (an IR dump)."""
+    fwd = g if stage == "forward" else None
+    joint = differentiate(g) if stage == "forward" else g
+    report = PassReport()
+    if stage == "optimized":
+        opt = g
+    else:
+        verify = "each" if len(joint) <= VERIFY_EACH_PASS_MAX_NODES else "end"
+        opt = optimize(joint, set(PASS_NAMES) if passes is None else passes, verify=verify, report=report)
+    source = generate(opt, CodegenOptions(comments=comments))
+    return Compiled(None, fwd or joint, joint, opt, source, report)
 
 
 def compile_text(text: str, name: str = "<memory>", **kw) -> Compiled:

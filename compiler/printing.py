@@ -74,38 +74,120 @@ def text(g: Graph) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_json(g: Graph) -> dict:
-    """networkx node-link data, plus the graph's roles and metadata."""
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def to_json(g: Graph, stage: str = "forward") -> dict:
+    """networkx node-link data plus everything needed to compile the graph again.
+
+    ``from_json(to_json(g))`` rebuilds an equal graph; ``bpc compile`` accepts
+    the file in place of a spec (the round trip gives byte-identical code).
+    """
     h = nx.MultiDiGraph()
     for n in g.topo():
         d = g.data(n)
         h.add_node(
             n,
             op=d["op"],
-            shape=list(d["shape"]),
+            shape=_jsonable(d["shape"]),
             dtype=d["dtype"],
-            attrs={k: (list(v) if isinstance(v, tuple) else v) for k, v in d["attrs"].items()},
+            attrs={k: _jsonable(v) for k, v in d["attrs"].items()},
             phase=d["phase"],
             source=d["source"],
             origin=d["origin"],
             named=d["named"],
+            seq=d["seq"],
+            **({"accum": True} if d.get("accum") else {}),
         )
     for n in g.topo():
         for i, a in enumerate(g.args(n)):
             h.add_edge(a, n, key=i, pos=i)
     data = nx.node_link_data(h, edges="edges")
+    m = g.meta
     data["graph"] = {
-        "name": g.meta.name,
-        "spec_path": g.meta.spec_path,
-        "spec_sha256": g.meta.spec_sha256,
+        "bpc_ir": 1,
+        "stage": stage,
+        "meta": {
+            "name": m.name,
+            "spec_path": m.spec_path,
+            "spec_sha256": m.spec_sha256,
+            "description": m.description,
+            "seed": m.seed,
+            "dtype": m.dtype,
+        },
         "params": g.params,
         "inputs": g.inputs,
         "loss": g.loss,
-        "outputs": g.outputs,
+        # ordered maps as pairs: dumps sort object keys, and order is meaningful
+        "outputs": [[k, v] for k, v in g.outputs.items()],
         "wrt": g.wrt,
-        "grads": g.grads,
+        "grads": [[k, v] for k, v in g.grads.items()],
+        "values": {k: v.tolist() for k, v in g.values.items()},
+        "inits": {k: v.model_dump() for k, v in g.inits.items()},
+        "docs": g.docs,
+        "source_text": g.source_text,
+        "dims": [[k, v] for k, v in g.dims.items()],
+        "classes": g.classes,
+        "reserved": sorted(g._reserved),
+        "counters": g._counters,
+        "next_seq": g._seq,
     }
     return data
+
+
+def is_ir_dump(data: Any) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("graph"), dict) and "bpc_ir" in data["graph"]
+
+
+def from_json(data: dict) -> tuple[Graph, str]:
+    """Rebuild a graph from ``to_json`` output. Returns (graph, stage)."""
+    import numpy as np
+
+    from .errors import SpecError
+    from .ir import Meta
+    from .ops import get_op
+    from .spec import Initializer
+
+    try:
+        gd = data["graph"]
+        g = Graph(Meta(**gd["meta"]))
+        for nd in data["nodes"]:
+            attrs = get_op(nd["op"]).normalize_attrs(dict(nd["attrs"]), nd.get("source"))
+            g.nx.add_node(
+                nd["id"],
+                op=nd["op"],
+                shape=tuple(nd["shape"]),
+                dtype=nd["dtype"],
+                attrs=attrs,
+                phase=nd["phase"],
+                source=nd["source"],
+                origin=nd["origin"],
+                named=nd["named"],
+                seq=nd["seq"],
+                **({"accum": True} if nd.get("accum") else {}),
+            )
+        for e in data["edges"]:
+            g.nx.add_edge(e["source"], e["target"], pos=e["pos"])
+        g.params, g.inputs = list(gd["params"]), list(gd["inputs"])
+        g.loss, g.wrt = gd["loss"], list(gd["wrt"])
+        g.outputs = {k: v for k, v in gd["outputs"]}
+        g.grads = {k: v for k, v in gd["grads"]}
+        g.values = {k: np.asarray(v, dtype=np.float64) for k, v in gd["values"].items()}
+        g.inits = {k: Initializer(**v) for k, v in gd["inits"].items()}
+        g.docs, g.source_text = dict(gd["docs"]), dict(gd["source_text"])
+        g.dims, g.classes = {k: v for k, v in gd["dims"]}, dict(gd["classes"])
+        g._reserved, g._counters, g._seq = set(gd["reserved"]), dict(gd["counters"]), gd["next_seq"]
+        stage = gd["stage"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise SpecError(f"not a valid bpc IR dump ({type(e).__name__}: {e})", "graph") from None
+    try:
+        g.verify()
+    except AssertionError as e:
+        raise SpecError(f"IR dump fails verification: {e}", "graph") from None
+    return g, stage
 
 
 def dot(g: Graph) -> str:
@@ -138,11 +220,11 @@ def dot(g: Graph) -> str:
     return "\n".join(lines) + "\n"
 
 
-def dump(g: Graph, fmt: str) -> str:
+def dump(g: Graph, fmt: str, stage: str = "forward") -> str:
     if fmt == "text":
         return text(g)
     if fmt == "json":
-        return json.dumps(to_json(g), indent=1, sort_keys=True) + "\n"
+        return json.dumps(to_json(g, stage), indent=1, sort_keys=True) + "\n"
     if fmt == "dot":
         return dot(g)
     raise ValueError(fmt)
@@ -158,3 +240,29 @@ def stats(report) -> str:
     lines.append(f"{'total'.ljust(w)}  {tb:6d}  {ta:5d}")
     lines.append(f"(passes ran {report.rounds} round(s) to a fixpoint)")
     return "\n".join(lines) + "\n"
+
+
+GRAPHVIZ_HINT = (
+    "Graphviz's 'dot' program is not installed: install it (Debian/Ubuntu: "
+    "apt-get install graphviz; macOS: brew install graphviz) or use --format dot"
+)
+
+
+def render_dot(text: str, fmt: str) -> bytes | str:
+    """Render DOT with Graphviz's ``dot`` (svg as text, png as bytes)."""
+    import shutil
+    import subprocess
+
+    from .errors import BpcError
+
+    exe = shutil.which("dot")
+    if exe is None:
+        raise BpcError(GRAPHVIZ_HINT, "--format " + fmt)
+    try:
+        r = subprocess.run([exe, f"-T{fmt}"], input=text.encode(), capture_output=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        raise BpcError("Graphviz took longer than 120 s", "--format " + fmt) from None
+    if r.returncode != 0:
+        msg = r.stderr.decode(errors="replace").strip().splitlines()
+        raise BpcError(f"Graphviz failed: {msg[0] if msg else r.returncode}", "--format " + fmt)
+    return r.stdout.decode() if fmt == "svg" else r.stdout

@@ -203,15 +203,28 @@ def spec_from_data(data: Any) -> Spec:
         raise _format_validation_error(e) from None
 
 
-def load_spec(file: str | Path) -> tuple[Spec, str]:
-    """Read and validate a spec file. Returns the spec and its text."""
+MAX_SPEC_BYTES = 64 * 1024 * 1024
+
+
+def read_text(file: str | Path) -> str:
     p = Path(file)
     try:
-        text = p.read_text(encoding="utf-8")
+        if p.is_dir():
+            raise SpecError("is a directory, expected a spec file", str(file))
+        if p.stat().st_size > MAX_SPEC_BYTES:
+            raise SpecError(f"spec larger than {MAX_SPEC_BYTES // 2**20} MiB", str(file))
+        return p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError("no such file", str(file)) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"cannot read spec: {e}", str(file)) from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"not UTF-8 text ({e.reason} at byte {e.start})", str(file)) from None
+    except OSError as e:
+        raise SpecError(f"cannot read spec: {e.strerror}", str(file)) from None
+
+
+def load_spec(file: str | Path) -> tuple[Spec, str]:
+    """Read and validate a spec file. Returns the spec and its text."""
+    text = read_text(file)
     spec = spec_from_data(parse_json(text, str(file)))
     return spec, text
 

@@ -107,7 +107,10 @@ def value_and_grad(We1, be1, We2, be2, Wd1, bd1, Wd2, bd2, x):
     loss = loss_square.mean()
 
     # Backward pass: the chain rule, from the loss back to the inputs.
+    # g_<name> is d loss / d <name>; in the rules below g is the gradient
+    # arriving at an op's output and y is that output.
     # nodes[4]: loss = mse(reconstruction, x)
+    # square: dx = g * 2 * x
     g_loss_sub = (
         np.ones((1, 1))
         / (loss_square.shape[0] * loss_square.shape[1])
@@ -115,28 +118,39 @@ def value_and_grad(We1, be1, We2, be2, Wd1, bd1, Wd2, bd2, x):
     )
     del loss_sub, loss_square
     # nodes[3]: reconstruction = h2 @ Wd2 + bd2
+    # add: da = g, db = g (summed over broadcast axes)
     g_bd2 = g_loss_sub.sum(axis=0)
+    # matmul: da = g @ b.T, db = a.T @ g
     g_h2 = g_loss_sub @ Wd2.T
     g_Wd2 = h2.T @ g_loss_sub
     del g_loss_sub
     # nodes[2]: h2 = tanh(code @ Wd1 + bd1)
+    # tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
     g_h2_add = g_h2 * (1.0 - h2 * h2)
     del h2, g_h2
+    # add: da = g, db = g (summed over broadcast axes)
     g_bd1 = g_h2_add.sum(axis=0)
+    # matmul: da = g @ b.T, db = a.T @ g
     g_code = g_h2_add @ Wd1.T
     g_Wd1 = code.T @ g_h2_add
     del g_h2_add
     # nodes[1]: code = tanh(h1 @ We2 + be2)
+    # tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
     g_code_add = g_code * (1.0 - code * code)
     del code, g_code
+    # add: da = g, db = g (summed over broadcast axes)
     g_be2 = g_code_add.sum(axis=0)
+    # matmul: da = g @ b.T, db = a.T @ g
     g_h1 = g_code_add @ We2.T
     g_We2 = h1.T @ g_code_add
     del g_code_add
     # nodes[0]: h1 = tanh(x @ We1 + be1)
+    # tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
     g_h1_add = g_h1 * (1.0 - h1 * h1)
     del h1, g_h1
+    # add: da = g, db = g (summed over broadcast axes)
     g_be1 = g_h1_add.sum(axis=0)
+    # matmul: da = g @ b.T, db = a.T @ g
     g_We1 = x.T @ g_h1_add
     del g_h1_add
     return loss, {
@@ -149,3 +163,51 @@ def value_and_grad(We1, be1, We2, be2, Wd1, bd1, Wd2, bd2, x):
         "Wd2": g_Wd2,
         "bd2": g_bd2,
     }
+
+
+def _self_check(seed=0, step=1e-6, samples=200):
+    """Compare value_and_grad with central finite differences (NumPy only).
+
+    Checks up to `samples` elements of each param/input gradient; returns True
+    when every checked element agrees within 1e-6 relative (+1e-8 absolute).
+    """
+    arrays = {**init_params(seed), **example_inputs(seed)}
+    loss, grads = value_and_grad(**arrays)
+    scale = max(1.0, abs(float(np.sum(loss))))
+    rng = np.random.default_rng(seed)
+    ok = True
+    for name in WRT:
+        if name not in arrays:
+            print(f"{name:>12}  intermediate value: checked by bpc check, not here")
+            continue
+        x = np.array(arrays[name], dtype=np.float64)
+        flat = x.reshape(-1)
+        picks = np.arange(flat.size)
+        if flat.size > samples:
+            picks = np.sort(rng.choice(flat.size, samples, replace=False))
+        numeric = np.empty(picks.size)
+        for k, i in enumerate(picks):
+            old = flat[i]
+            h = step * max(1.0, abs(old))
+            flat[i] = old + h
+            up = forward(**{**arrays, name: x})
+            flat[i] = old - h
+            down = forward(**{**arrays, name: x})
+            flat[i] = old
+            up = up[0] if isinstance(up, tuple) else up
+            down = down[0] if isinstance(down, tuple) else down
+            numeric[k] = (np.sum(up) - np.sum(down)) / (2.0 * h)
+        analytic = np.asarray(grads[name], dtype=np.float64).reshape(-1)[picks]
+        err = float(np.max(np.abs(analytic - numeric)))
+        size = max(float(np.max(np.abs(analytic))), float(np.max(np.abs(numeric))))
+        passed = err <= 1e-6 * size + 1e-8 * scale
+        ok = ok and passed
+        rel = err / max(size, 1e-12)
+        verdict = "ok" if passed else "FAIL"
+        print(f"{name:>12}  max abs error {err:.2e}  rel {rel:.2e}  {verdict}")
+    print("gradients match finite differences" if ok else "GRADIENT MISMATCH")
+    return ok
+
+
+if __name__ == "__main__":
+    raise SystemExit(0 if _self_check() else 1)

@@ -120,36 +120,52 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
     loss = loss_neg.mean()
 
     # Backward pass: the chain rule, from the loss back to the inputs.
+    # g_<name> is d loss / d <name>; in the rules below g is the gradient
+    # arriving at an op's output and y is that output.
     # mlp (loss): loss = softmax_cross_entropy(prediction, y)
+    # mean: dx = g / n broadcast back over the n averaged elements
     g_loss_neg = np.broadcast_to(np.ones((1,)) / loss_neg.shape[0], loss_neg.shape)
     del loss_neg
+    # neg: dx = -g
     g_loss_sum_2 = -g_loss_neg
     del g_loss_neg
+    # mul: da = g * b, db = g * a
     g_loss_sub_2 = g_loss_sum_2.reshape((-1, 1)) * loss_one_hot
     del loss_one_hot, g_loss_sum_2
+    # sub: da = g, db = -g
     g_loss_log = (-g_loss_sub_2).sum(axis=1, keepdims=True)
+    # log: dx = g / x
     g_loss_sum = g_loss_log / loss_sum
     del loss_sum, g_loss_log
+    # sub: da = g, db = -g
     g_loss_sub = g_loss_sub_2 + g_loss_sum * loss_exp
     del loss_exp, g_loss_sub_2, g_loss_sum
     # mlp (layer 3): prediction = h2 @ w3 + b3
+    # add: da = g, db = g (summed over broadcast axes)
     g_b3 = g_loss_sub.sum(axis=0)
+    # matmul: da = g @ b.T, db = a.T @ g
     g_h2 = g_loss_sub @ w3.T
     g_w3 = h2.T @ g_loss_sub
     del g_loss_sub
     # mlp (layer 2 activation): h2 = relu(z2)
+    # relu: dx = g * (y > 0) (subgradient 0 at x = 0)
     g_z2 = g_h2 * (h2 > 0)
     del h2, g_h2
     # mlp (layer 2): z2 = h1 @ w2 + b2
+    # add: da = g, db = g (summed over broadcast axes)
     g_b2 = g_z2.sum(axis=0)
+    # matmul: da = g @ b.T, db = a.T @ g
     g_h1 = g_z2 @ w2.T
     g_w2 = h1.T @ g_z2
     del g_z2
     # mlp (layer 1 activation): h1 = relu(z1)
+    # relu: dx = g * (y > 0) (subgradient 0 at x = 0)
     g_z1 = g_h1 * (h1 > 0)
     del h1, g_h1
     # mlp (layer 1): z1 = x @ w1 + b1
+    # add: da = g, db = g (summed over broadcast axes)
     g_b1 = g_z1.sum(axis=0)
+    # matmul: da = g @ b.T, db = a.T @ g
     g_w1 = x.T @ g_z1
     del g_z1
     return loss, {
@@ -160,3 +176,51 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
         "w3": g_w3,
         "b3": g_b3,
     }
+
+
+def _self_check(seed=0, step=1e-6, samples=200):
+    """Compare value_and_grad with central finite differences (NumPy only).
+
+    Checks up to `samples` elements of each param/input gradient; returns True
+    when every checked element agrees within 1e-6 relative (+1e-8 absolute).
+    """
+    arrays = {**init_params(seed), **example_inputs(seed)}
+    loss, grads = value_and_grad(**arrays)
+    scale = max(1.0, abs(float(np.sum(loss))))
+    rng = np.random.default_rng(seed)
+    ok = True
+    for name in WRT:
+        if name not in arrays:
+            print(f"{name:>12}  intermediate value: checked by bpc check, not here")
+            continue
+        x = np.array(arrays[name], dtype=np.float64)
+        flat = x.reshape(-1)
+        picks = np.arange(flat.size)
+        if flat.size > samples:
+            picks = np.sort(rng.choice(flat.size, samples, replace=False))
+        numeric = np.empty(picks.size)
+        for k, i in enumerate(picks):
+            old = flat[i]
+            h = step * max(1.0, abs(old))
+            flat[i] = old + h
+            up = forward(**{**arrays, name: x})
+            flat[i] = old - h
+            down = forward(**{**arrays, name: x})
+            flat[i] = old
+            up = up[0] if isinstance(up, tuple) else up
+            down = down[0] if isinstance(down, tuple) else down
+            numeric[k] = (np.sum(up) - np.sum(down)) / (2.0 * h)
+        analytic = np.asarray(grads[name], dtype=np.float64).reshape(-1)[picks]
+        err = float(np.max(np.abs(analytic - numeric)))
+        size = max(float(np.max(np.abs(analytic))), float(np.max(np.abs(numeric))))
+        passed = err <= 1e-6 * size + 1e-8 * scale
+        ok = ok and passed
+        rel = err / max(size, 1e-12)
+        verdict = "ok" if passed else "FAIL"
+        print(f"{name:>12}  max abs error {err:.2e}  rel {rel:.2e}  {verdict}")
+    print("gradients match finite differences" if ok else "GRADIENT MISMATCH")
+    return ok
+
+
+if __name__ == "__main__":
+    raise SystemExit(0 if _self_check() else 1)

@@ -56,8 +56,61 @@ def value_and_grad(W1, b1, x):
     f = np.exp(-np.logaddexp(0.0, -(W1 @ x + b1)))
 
     # Backward pass: the chain rule, from the loss back to the inputs.
+    # g_<name> is d loss / d <name>; in the rules below g is the gradient
+    # arriving at an op's output and y is that output.
     # nodes[0]: f = sigmoid(W1 @ x + b1)
+    # sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
     g_f_add = f * (1.0 - f)
+    # add: da = g, db = g (summed over broadcast axes)
     g_b1 = g_f_add.reshape((1,))
+    # matmul: da = g @ b.T, db = a.T @ g
     g_W1 = g_f_add @ x.T
     return f, {"W1": g_W1, "b1": g_b1}
+
+
+def _self_check(seed=0, step=1e-6, samples=200):
+    """Compare value_and_grad with central finite differences (NumPy only).
+
+    Checks up to `samples` elements of each param/input gradient; returns True
+    when every checked element agrees within 1e-6 relative (+1e-8 absolute).
+    """
+    arrays = {**init_params(seed), **example_inputs(seed)}
+    loss, grads = value_and_grad(**arrays)
+    scale = max(1.0, abs(float(np.sum(loss))))
+    rng = np.random.default_rng(seed)
+    ok = True
+    for name in WRT:
+        if name not in arrays:
+            print(f"{name:>12}  intermediate value: checked by bpc check, not here")
+            continue
+        x = np.array(arrays[name], dtype=np.float64)
+        flat = x.reshape(-1)
+        picks = np.arange(flat.size)
+        if flat.size > samples:
+            picks = np.sort(rng.choice(flat.size, samples, replace=False))
+        numeric = np.empty(picks.size)
+        for k, i in enumerate(picks):
+            old = flat[i]
+            h = step * max(1.0, abs(old))
+            flat[i] = old + h
+            up = forward(**{**arrays, name: x})
+            flat[i] = old - h
+            down = forward(**{**arrays, name: x})
+            flat[i] = old
+            up = up[0] if isinstance(up, tuple) else up
+            down = down[0] if isinstance(down, tuple) else down
+            numeric[k] = (np.sum(up) - np.sum(down)) / (2.0 * h)
+        analytic = np.asarray(grads[name], dtype=np.float64).reshape(-1)[picks]
+        err = float(np.max(np.abs(analytic - numeric)))
+        size = max(float(np.max(np.abs(analytic))), float(np.max(np.abs(numeric))))
+        passed = err <= 1e-6 * size + 1e-8 * scale
+        ok = ok and passed
+        rel = err / max(size, 1e-12)
+        verdict = "ok" if passed else "FAIL"
+        print(f"{name:>12}  max abs error {err:.2e}  rel {rel:.2e}  {verdict}")
+    print("gradients match finite differences" if ok else "GRADIENT MISMATCH")
+    return ok
+
+
+if __name__ == "__main__":
+    raise SystemExit(0 if _self_check() else 1)
