@@ -17,7 +17,9 @@ from typing import Optional
 import typer
 
 from compiler.errors import BpcError, OutputError
-from compiler.pipeline import STAGES, Compiled, compile_file
+from compiler.codegen import generated_lines
+from compiler.pipeline import STAGES, Compiled, compile_file, compile_spec
+from compiler.spec import load_spec
 from compiler.passes import PASS_NAMES
 
 app = typer.Typer(
@@ -233,6 +235,29 @@ def _render(c: Compiled, stage: str, fmt: str) -> str | bytes:
     if fmt in ("svg", "png"):
         return printing.render_dot(printing.dot(g), fmt)
     return printing.dump(g, fmt, stage)
+
+
+@app.command()
+def explain(
+    spec: Path = typer.Argument(..., help="the network spec (JSON)"),
+    wrt: str = typer.Option(..., "--wrt", help="the value to differentiate with respect to"),
+) -> None:
+    """Print the chain rule from the loss down to a value, path by path, with the
+    NumPy line of each step and the generated code that computes the gradient.
+
+    Example: bpc explain examples/sigmoid_2_3_1.json --wrt W1
+    """
+    from compiler.explain import explain as explain_chain
+
+    try:
+        spec_obj, text = load_spec(spec)
+        spec_obj = spec_obj.model_copy(update={"wrt": [wrt]})
+        c = compile_spec(spec_obj, spec_path=str(spec), spec_text=text)
+        e = explain_chain(c.forward, wrt)
+        e.generated = generated_lines(c.optimized, wrt)
+    except BpcError as err:
+        fail(err)
+    typer.echo(e.text(), nl=False)
 
 
 @app.command()

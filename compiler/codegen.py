@@ -202,9 +202,9 @@ class _Emitter:
                 origin = g.data(s.target)["origin"] if s.target in g else None
                 if origin in g and g.op(origin) not in SOURCES:
                     op = get_op(g.op(origin))
-                    text = f"#   {op.name}: {op.derivative}" if op.derivative else None
+                    text = f"#   {_comment_text(op.name + ': ' + op.derivative)}" if op.derivative else None
                     if text and text != rule:
-                        lines.append(_comment_text(text))
+                        lines.append(text)
                         rule = text
             phase = s.phase
             lines.append(s.text)
@@ -212,6 +212,16 @@ class _Emitter:
                 dead = sorted(frees[i], key=lambda v: g.data(v)["seq"])
                 lines.append("del " + ", ".join(dead))
         return lines
+
+
+def generated_lines(g: Graph, wrt: str, opts: CodegenOptions | None = None) -> list[str]:
+    """The backward statements of value_and_grad that compute d loss / d wrt."""
+    opts = opts or CodegenOptions(free_threshold=None)
+    em = _Emitter(g, [g.loss, g.grads[wrt]], opts)
+    lines = em.body()
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("# Backward")), len(lines))
+    body = [ln for ln in lines[start:] if ln]
+    return body + [f"grad_{wrt} = {g.grads[wrt]}"]
 
 
 # ------------------------------------------------------------------ formatting

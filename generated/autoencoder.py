@@ -110,7 +110,7 @@ def value_and_grad(We1, be1, We2, be2, Wd1, bd1, Wd2, bd2, x):
     # g_<name> is d loss / d <name>; in the rules below g is the gradient
     # arriving at an op's output and y is that output.
     # nodes[4]: loss = mse(reconstruction, x)
-    # square: dx = g * 2 * x
+    #   square: dx = g * 2 * x
     g_loss_sub = (
         np.ones((1, 1))
         / (loss_square.shape[0] * loss_square.shape[1])
@@ -118,39 +118,39 @@ def value_and_grad(We1, be1, We2, be2, Wd1, bd1, Wd2, bd2, x):
     )
     del loss_sub, loss_square
     # nodes[3]: reconstruction = h2 @ Wd2 + bd2
-    # add: da = g, db = g (summed over broadcast axes)
+    #   add: da = g, db = g (summed over broadcast axes)
     g_bd2 = g_loss_sub.sum(axis=0)
-    # matmul: da = g @ b.T, db = a.T @ g
+    #   matmul: da = g @ b.T, db = a.T @ g
     g_h2 = g_loss_sub @ Wd2.T
     g_Wd2 = h2.T @ g_loss_sub
     del g_loss_sub
     # nodes[2]: h2 = tanh(code @ Wd1 + bd1)
-    # tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
+    #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
     g_h2_add = g_h2 * (1.0 - h2 * h2)
     del h2, g_h2
-    # add: da = g, db = g (summed over broadcast axes)
+    #   add: da = g, db = g (summed over broadcast axes)
     g_bd1 = g_h2_add.sum(axis=0)
-    # matmul: da = g @ b.T, db = a.T @ g
+    #   matmul: da = g @ b.T, db = a.T @ g
     g_code = g_h2_add @ Wd1.T
     g_Wd1 = code.T @ g_h2_add
     del g_h2_add
     # nodes[1]: code = tanh(h1 @ We2 + be2)
-    # tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
+    #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
     g_code_add = g_code * (1.0 - code * code)
     del code, g_code
-    # add: da = g, db = g (summed over broadcast axes)
+    #   add: da = g, db = g (summed over broadcast axes)
     g_be2 = g_code_add.sum(axis=0)
-    # matmul: da = g @ b.T, db = a.T @ g
+    #   matmul: da = g @ b.T, db = a.T @ g
     g_h1 = g_code_add @ We2.T
     g_We2 = h1.T @ g_code_add
     del g_code_add
     # nodes[0]: h1 = tanh(x @ We1 + be1)
-    # tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
+    #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
     g_h1_add = g_h1 * (1.0 - h1 * h1)
     del h1, g_h1
-    # add: da = g, db = g (summed over broadcast axes)
+    #   add: da = g, db = g (summed over broadcast axes)
     g_be1 = g_h1_add.sum(axis=0)
-    # matmul: da = g @ b.T, db = a.T @ g
+    #   matmul: da = g @ b.T, db = a.T @ g
     g_We1 = x.T @ g_h1_add
     del g_h1_add
     return loss, {

@@ -97,30 +97,30 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
     # g_<name> is d loss / d <name>; in the rules below g is the gradient
     # arriving at an op's output and y is that output.
     # mlp (loss): loss = sum((prediction - y) ** 2)
-    # square: dx = g * 2 * x
+    #   square: dx = g * 2 * x
     g_loss_sub = 2.0 * loss_sub
     # mlp (layer 3): prediction = h2 @ w3 + b3
-    # add: da = g, db = g (summed over broadcast axes)
+    #   add: da = g, db = g (summed over broadcast axes)
     g_b3 = g_loss_sub.reshape((1,))
-    # matmul: da = g @ b.T, db = a.T @ g
+    #   matmul: da = g @ b.T, db = a.T @ g
     g_h2 = g_loss_sub @ w3.T
     g_w3 = h2.T @ g_loss_sub
     # mlp (layer 2 activation): h2 = sigmoid(z2)
-    # sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
+    #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
     g_z2 = g_h2 * (h2 * (1.0 - h2))
     # mlp (layer 2): z2 = h1 @ w2 + b2
-    # add: da = g, db = g (summed over broadcast axes)
+    #   add: da = g, db = g (summed over broadcast axes)
     g_b2 = g_z2.reshape((10,))
-    # matmul: da = g @ b.T, db = a.T @ g
+    #   matmul: da = g @ b.T, db = a.T @ g
     g_h1 = g_z2 @ w2.T
     g_w2 = h1.T @ g_z2
     # mlp (layer 1 activation): h1 = sigmoid(z1)
-    # sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
+    #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
     g_z1 = g_h1 * (h1 * (1.0 - h1))
     # mlp (layer 1): z1 = x @ w1 + b1
-    # add: da = g, db = g (summed over broadcast axes)
+    #   add: da = g, db = g (summed over broadcast axes)
     g_b1 = g_z1.reshape((10,))
-    # matmul: da = g @ b.T, db = a.T @ g
+    #   matmul: da = g @ b.T, db = a.T @ g
     g_w1 = x.T @ g_z1
     return loss, {
         "w1": g_w1,

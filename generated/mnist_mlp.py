@@ -123,49 +123,49 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
     # g_<name> is d loss / d <name>; in the rules below g is the gradient
     # arriving at an op's output and y is that output.
     # mlp (loss): loss = softmax_cross_entropy(prediction, y)
-    # mean: dx = g / n broadcast back over the n averaged elements
+    #   mean: dx = g / n broadcast back over the n averaged elements
     g_loss_neg = np.broadcast_to(np.ones((1,)) / loss_neg.shape[0], loss_neg.shape)
     del loss_neg
-    # neg: dx = -g
+    #   neg: dx = -g
     g_loss_sum_2 = -g_loss_neg
     del g_loss_neg
-    # mul: da = g * b, db = g * a
+    #   mul: da = g * b, db = g * a
     g_loss_sub_2 = g_loss_sum_2.reshape((-1, 1)) * loss_one_hot
     del loss_one_hot, g_loss_sum_2
-    # sub: da = g, db = -g
+    #   sub: da = g, db = -g
     g_loss_log = (-g_loss_sub_2).sum(axis=1, keepdims=True)
-    # log: dx = g / x
+    #   log: dx = g / x
     g_loss_sum = g_loss_log / loss_sum
     del loss_sum, g_loss_log
-    # sub: da = g, db = -g
+    #   sub: da = g, db = -g
     g_loss_sub = g_loss_sub_2 + g_loss_sum * loss_exp
     del loss_exp, g_loss_sub_2, g_loss_sum
     # mlp (layer 3): prediction = h2 @ w3 + b3
-    # add: da = g, db = g (summed over broadcast axes)
+    #   add: da = g, db = g (summed over broadcast axes)
     g_b3 = g_loss_sub.sum(axis=0)
-    # matmul: da = g @ b.T, db = a.T @ g
+    #   matmul: da = g @ b.T, db = a.T @ g
     g_h2 = g_loss_sub @ w3.T
     g_w3 = h2.T @ g_loss_sub
     del g_loss_sub
     # mlp (layer 2 activation): h2 = relu(z2)
-    # relu: dx = g * (y > 0) (subgradient 0 at x = 0)
+    #   relu: dx = g * (y > 0) (subgradient 0 at x = 0)
     g_z2 = g_h2 * (h2 > 0)
     del h2, g_h2
     # mlp (layer 2): z2 = h1 @ w2 + b2
-    # add: da = g, db = g (summed over broadcast axes)
+    #   add: da = g, db = g (summed over broadcast axes)
     g_b2 = g_z2.sum(axis=0)
-    # matmul: da = g @ b.T, db = a.T @ g
+    #   matmul: da = g @ b.T, db = a.T @ g
     g_h1 = g_z2 @ w2.T
     g_w2 = h1.T @ g_z2
     del g_z2
     # mlp (layer 1 activation): h1 = relu(z1)
-    # relu: dx = g * (y > 0) (subgradient 0 at x = 0)
+    #   relu: dx = g * (y > 0) (subgradient 0 at x = 0)
     g_z1 = g_h1 * (h1 > 0)
     del h1, g_h1
     # mlp (layer 1): z1 = x @ w1 + b1
-    # add: da = g, db = g (summed over broadcast axes)
+    #   add: da = g, db = g (summed over broadcast axes)
     g_b1 = g_z1.sum(axis=0)
-    # matmul: da = g @ b.T, db = a.T @ g
+    #   matmul: da = g @ b.T, db = a.T @ g
     g_w1 = x.T @ g_z1
     del g_z1
     return loss, {

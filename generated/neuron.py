@@ -59,11 +59,11 @@ def value_and_grad(W1, b1, x):
     # g_<name> is d loss / d <name>; in the rules below g is the gradient
     # arriving at an op's output and y is that output.
     # nodes[0]: f = sigmoid(W1 @ x + b1)
-    # sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
+    #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
     g_f_add = f * (1.0 - f)
-    # add: da = g, db = g (summed over broadcast axes)
+    #   add: da = g, db = g (summed over broadcast axes)
     g_b1 = g_f_add.reshape((1,))
-    # matmul: da = g @ b.T, db = a.T @ g
+    #   matmul: da = g @ b.T, db = a.T @ g
     g_W1 = g_f_add @ x.T
     return f, {"W1": g_W1, "b1": g_b1}
 

@@ -69,10 +69,10 @@ def value_and_grad(wx, wy, wz, x, y, z):
     # g_<name> is d loss / d <name>; in the rules below g is the gradient
     # arriving at an op's output and y is that output.
     # nodes[1]: q = wz * z
-    # mul: da = g * b, db = g * a
+    #   mul: da = g * b, db = g * a
     g_wz = p * z
     # nodes[0]: p = wx * x + wy * y
-    # mul: da = g * b, db = g * a
+    #   mul: da = g * b, db = g * a
     g_wy = q * y
     g_wx = q * x
     return f, {"wx": g_wx, "wy": g_wy, "wz": g_wz}

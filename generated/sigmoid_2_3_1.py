@@ -72,18 +72,18 @@ def value_and_grad(W1, beta1, W2, beta2, X0):
     # g_<name> is d loss / d <name>; in the rules below g is the gradient
     # arriving at an op's output and y is that output.
     # nodes[2]: l = log(X2)
-    # log: dx = g / x
+    #   log: dx = g / x
     g_X2 = 1.0 / X2
     # nodes[1]: X2 = sigmoid(W2 @ X1 + beta2)
-    # sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
+    #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
     g_X2_add = g_X2 * (X2 * (1.0 - X2))
-    # matmul: da = g @ b.T, db = a.T @ g
+    #   matmul: da = g @ b.T, db = a.T @ g
     g_W2 = g_X2_add @ X1.T
     g_X1 = W2.T @ g_X2_add
     # nodes[0]: X1 = sigmoid(W1 @ X0 + beta1)
-    # sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
+    #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
     g_X1_add = g_X1 * (X1 * (1.0 - X1))
-    # matmul: da = g @ b.T, db = a.T @ g
+    #   matmul: da = g @ b.T, db = a.T @ g
     g_W1 = g_X1_add @ X0.T
     g_X0 = W1.T @ g_X1_add
     return l, {

@@ -73,21 +73,21 @@ def value_and_grad(W0, W1, W2, X, Y):
     # g_<name> is d loss / d <name>; in the rules below g is the gradient
     # arriving at an op's output and y is that output.
     # nodes[2]: l3 = sigmoid(l2 @ W2)
-    # sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
+    #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
     g_l3_matmul = -1.0 * (l3 * (1.0 - l3))
-    # matmul: da = g @ b.T, db = a.T @ g
+    #   matmul: da = g @ b.T, db = a.T @ g
     g_l2 = g_l3_matmul @ W2.T
     g_W2 = l2.T @ g_l3_matmul
     # nodes[1]: l2 = sigmoid(l1 @ W1)
-    # sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
+    #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
     g_l2_matmul = g_l2 * (l2 * (1.0 - l2))
-    # matmul: da = g @ b.T, db = a.T @ g
+    #   matmul: da = g @ b.T, db = a.T @ g
     g_l1 = g_l2_matmul @ W1.T
     g_W1 = l1.T @ g_l2_matmul
     # nodes[0]: l1 = sigmoid(X @ W0)
-    # sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
+    #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
     g_l1_matmul = g_l1 * (l1 * (1.0 - l1))
-    # matmul: da = g @ b.T, db = a.T @ g
+    #   matmul: da = g @ b.T, db = a.T @ g
     g_W0 = X.T @ g_l1_matmul
     return Error, {"W0": g_W0, "W1": g_W1, "W2": g_W2}
 
