@@ -120,13 +120,38 @@ def _parse_dims(dims: list[str] | None) -> dict[str, int]:
     return out
 
 
+def _static_size(shape, dims) -> int:
+    n = 1
+    for d in shape:
+        n *= d if isinstance(d, int) else dims.get(d, 1)
+    return n
+
+
 def _check(c: Compiled, seed: Optional[int], as_json: bool, dims: dict | None = None) -> bool:
     from runtime.check import check_compiled
 
     unknown = sorted(set(dims or {}) - set(c.forward.dims))
     if unknown:
         fail(BpcError(f"the spec has no symbolic dim '{unknown[0]}'", "--dim"))
-    result = check_compiled(c, seed=seed, dims=dims)
+    # A progress bar when the finite-difference check is long (many elements).
+    sizes = [_static_size(c.forward.shape(w), dims or c.forward.dims) for w in c.forward.wrt]
+    checked = sum(min(n, 256) for n in sizes)
+    if as_json or checked < 2000:
+        result = check_compiled(c, seed=seed, dims=dims)
+    else:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("finite differences", total=len(sizes))
+            seen = []
+
+            def step(name: str) -> None:
+                if seen:
+                    bar.advance(task)
+                seen.append(name)
+                bar.update(task, description=f"finite differences: {name}")
+
+            result = check_compiled(c, seed=seed, dims=dims, progress=step)
     _print_check(result, as_json)
     return result.passed
 

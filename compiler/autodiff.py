@@ -80,6 +80,11 @@ def differentiate(fwd: Graph) -> Graph:
                 else:
                     totals[w] = g.add("zeros_like", [w], name=g.fresh(f"g_{w}"), named=True)
     g.grads = {w: totals[w] for w in g.wrt}
+    # Rules build cotangents for every operand; drop those nothing needs
+    # (operands that do not depend on a wrt value), keeping the forward graph.
+    live = g.ancestors(g.roots())
+    for n in [n for n in g.nx.nodes if n not in live and g.data(n)["phase"] == BACKWARD]:
+        g.remove(n)
     return g
 
 

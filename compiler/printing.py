@@ -196,7 +196,12 @@ def dot(g: Graph) -> str:
     roots = set(g.roots())
     for n in g.topo():
         d = g.data(n)
-        label = f"{n}\\n{d['op']}{_attr_text(d['attrs'])}\\n{_type(g, n)}"
+        if d["op"] in ("input", "param"):
+            label = f"{n}\\n{d['op']} {_type(g, n)}"
+        elif d["op"] == "const":
+            label = f"const {d['attrs']['value']!r}\\n{_type(g, n)}"
+        else:
+            label = f"{n}\\n{d['op']}{_attr_text(d['attrs'])}\\n{_type(g, n)}"
         style = []
         if d["op"] == "input":
             style.append('shape=invhouse, style=filled, fillcolor="#dbeafe"')
