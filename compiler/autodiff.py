@@ -20,6 +20,7 @@ printed, and differentiated again.
 
 from __future__ import annotations
 
+from .errors import GraphError
 from .ir import BACKWARD, Graph
 from .ops.registry import V, broadcast, get_op, is_static
 
@@ -37,8 +38,12 @@ def _fit(ct: V, arg: V) -> V:
     return ct.sum_to(shape)
 
 
-def differentiate(fwd: Graph) -> Graph:
-    """The joint graph: ``fwd`` plus the adjoint nodes for ``fwd.wrt``."""
+def differentiate(fwd: Graph, strict: bool = False) -> Graph:
+    """The joint graph: ``fwd`` plus the adjoint nodes for ``fwd.wrt``.
+
+    A ``wrt`` value that no gradient reaches (only piecewise-constant ops in
+    between) gets zeros, or a GraphError when ``strict`` (specs compile strict).
+    """
     g = fwd.copy()
     if g.loss is None:
         raise ValueError("graph has no loss")
@@ -72,7 +77,13 @@ def differentiate(fwd: Graph) -> Graph:
             for a, ct in zip(args, cts):
                 if ct is not None and a in active:
                     contribs[a].append(_fit(ct, V(g, a)))
-    for w in g.wrt:
+    for i, w in enumerate(g.wrt):
+        if w not in totals and strict:
+            raise GraphError(
+                f"no gradient flows from the loss to '{w}': every path goes through an op "
+                "without one (stop_gradient, comparisons, sign, step)",
+                f"wrt[{i}]",
+            )
         if w not in totals:  # only piecewise-constant ops in between: zero
             with g.context(phase=BACKWARD, origin=w, source=g.data(w)["source"]):
                 if is_static(g.shape(w)):

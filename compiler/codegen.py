@@ -39,6 +39,7 @@ from .ops.registry import ATOM, EmitArgs, Expr, get_op, is_static, pyval
 
 SOURCES = ("input", "param")
 LINE = 88
+MAX_INLINE_DEPTH = 24
 
 
 @dataclass
@@ -73,6 +74,8 @@ def _comment_text(text: str) -> str:
 def _array_literal(a: np.ndarray) -> str:
     if a.ndim == 0:
         return f"np.array({float(a)!r})"
+    if a.size > 1 and np.all(a == a.flat[0]):  # a filled value: no long literal
+        return f"np.full({pyval(a.shape)}, {float(a.flat[0])!r})"
     return f"np.array({_nested(a.tolist())})"
 
 
@@ -112,8 +115,18 @@ class _Emitter:
             k = 2 if get_op(g.op(n)).reuses_operands else 1
             for a in g.args(n):
                 self.uses[a] += k
+        # Bound the nesting of inlined expressions (readability, and recursion
+        # depth on huge fan-outs): a subtree deeper than this becomes a statement.
+        self.forced: set[str] = set()
+        depth: dict[str, int] = {}
+        for n in self.order:
+            dn = 1 + max((depth.get(a, 0) for a in g.args(n) if self._inlinable(a)), default=0)
+            if dn > MAX_INLINE_DEPTH:
+                self.forced.add(n)
+                dn = 0
+            depth[n] = dn
 
-    def inlined(self, n: str) -> bool:
+    def _inlinable(self, n: str) -> bool:
         g = self.g
         op = g.op(n)
         if op in SOURCES or n in self.roots:
@@ -121,6 +134,9 @@ class _Emitter:
         if op == "const":
             return True
         return not g.data(n)["named"] and self.uses[n] == 1
+
+    def inlined(self, n: str) -> bool:
+        return n not in self.forced and self._inlinable(n)
 
     def expr(self, n: str, reads: set[str]) -> Expr:
         g = self.g
@@ -140,10 +156,14 @@ class _Emitter:
     def _terms(self, n: str) -> list[str]:
         """Operands of a left-nested in-place-able accumulation chain."""
         g = self.g
-        a, b = g.args(n)
-        if g.op(a) == "add" and g.data(a).get("accum") and self.inlined(a):
-            return self._terms(a) + [b]
-        return [a, b]
+        terms = []
+        while True:
+            a, b = g.args(n)
+            terms.append(b)
+            if not (g.op(a) == "add" and g.data(a).get("accum") and self.inlined(a)):
+                terms.append(a)
+                return terms[::-1]
+            n = a
 
     def statements(self) -> list[Stmt]:
         g = self.g

@@ -122,8 +122,12 @@ def explain(fwd: Graph, wrt: str, max_paths: int = MAX_PATHS) -> Explanation:
             if len(edge_paths) > max_paths:
                 break
     total = len(edge_paths)
-    if total > max_paths:  # count the rest without keeping them
-        total = sum(1 for _ in nx.all_simple_edge_paths(h, wrt, loss))
+    if total > max_paths:  # count all paths without listing them (DAG dynamic programming)
+        count = {loss: 1}
+        for n in reversed(list(nx.topological_sort(h))):
+            if n != loss:
+                count[n] = sum(count.get(v, 0) for _, v in h.out_edges(n))
+        total = count.get(wrt, 0)
     edge_paths = sorted(edge_paths[:max_paths], key=lambda p: [(u, v, k[1]) for u, v, k in p])
 
     paths = []

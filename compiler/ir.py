@@ -27,12 +27,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import heapq
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import networkx as nx
 
-from .errors import GraphError
+from .errors import GraphError, ShapeError
+
+MAX_ELEMENTS = 100_000_000  # per value (static dims): a spec cannot ask for more
 
 FORWARD = "forward"
 BACKWARD = "backward"
@@ -149,6 +152,12 @@ class Graph:
         shape = opdef.infer_shape(shapes, attrs, self._ctx.source)
         if opdef.decompose is not None:
             return self._expand(opdef, list(args), attrs, shape, name, named, hint)
+        static = [d for d in shape if isinstance(d, int)]
+        if static and math.prod(static) > MAX_ELEMENTS:
+            raise ShapeError(
+                f"{op} would make {math.prod(static):,} elements (limit {MAX_ELEMENTS:,})",
+                self._ctx.source,
+            )
         if name is None:
             prefix = self._ctx.prefix
             name = self.fresh(hint or (f"{prefix}_{op}" if prefix else op))

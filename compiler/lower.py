@@ -30,7 +30,7 @@ from .spec import (
 )
 
 MAX_NODES = 100_000
-MAX_ELEMENTS = 100_000_000  # per declared tensor
+from .ir import MAX_ELEMENTS  # noqa: E402  (per value)
 MAX_RANK = 8
 
 DEFAULT_INIT = Initializer(kind="normal", std=0.1)
@@ -263,6 +263,16 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
             f"the loss must have exactly one element, '{loss}' has shape {list(g.shape(loss))}",
             "loss",
         )
+    # Declared label inputs must match the classes of the one-hot they feed.
+    for name, classes in g.classes.items():
+        for user, _ in g.users(name):
+            if g.op(user) == "one_hot" and g.attrs(user)["num_classes"] != classes:
+                where = next((w for d, w in inputs if d.name == name), "inputs")
+                raise SpecError(
+                    f"'{name}' declares {classes} classes but feeds "
+                    f"{g.attrs(user)['num_classes']}-class logits",
+                    f"{where}.classes" if where != "mlp" else where,
+                )
     for k in spec.dims:
         if k not in g.dims:
             raise SpecError(f"no input has a dim named '{k}'", path("dims", k))

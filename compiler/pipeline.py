@@ -43,7 +43,7 @@ def compile_spec(
     """Spec -> forward IR -> joint IR -> optimized IR -> module source."""
     fwd = lower(spec, spec_path, spec_text)
     fwd.verify()
-    joint = differentiate(fwd)
+    joint = differentiate(fwd, strict=True)
     joint.verify()
     report = PassReport()
     # Verify after every pass; on large graphs once at the end (compile time).

@@ -34,6 +34,7 @@ from pydantic import (
     StrictInt,
     Tag,
     ValidationError,
+    model_validator,
 )
 
 from .errors import SpecError, path
@@ -54,9 +55,15 @@ class Initializer(_Model):
     """A named initializer; random ones draw from ``init_params(seed)``'s generator."""
 
     kind: Literal["zeros", "ones", "normal", "uniform", "glorot_uniform"]
-    std: float = Field(1.0, gt=0, description="standard deviation for 'normal'")
-    low: float = Field(-1.0, description="lower bound for 'uniform'")
-    high: float = Field(1.0, description="upper bound for 'uniform'")
+    std: float = Field(1.0, gt=0, description="standard deviation for 'normal'", allow_inf_nan=False)
+    low: float = Field(-1.0, description="lower bound for 'uniform'", allow_inf_nan=False)
+    high: float = Field(1.0, description="upper bound for 'uniform'", allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "Initializer":
+        if not self.low < self.high:
+            raise ValueError("'low' must be less than 'high'")
+        return self
 
 
 Dim = Annotated[StrictInt, Field(ge=1)]
@@ -149,7 +156,7 @@ class Spec(_Model):
         None, description="names to differentiate; default: every param"
     )
     seed: StrictInt = Field(0, description="default seed of init_params")
-    dims: dict[str, Dim] = Field(
+    dims: dict[str, Annotated[StrictInt, Field(ge=1, le=1_000_000)]] = Field(
         default_factory=dict,
         description="example sizes of symbolic dims, used by example_inputs (default 1)",
     )
@@ -244,9 +251,19 @@ def check_name(name: str, where: str) -> str:
     return name
 
 
+MAX_LITERAL_ELEMENTS = 1_000_000
+
+
 def literal_array(value: Any, shape: tuple[int, ...], where: str):
     """Turn a spec literal into a float64 array of ``shape``."""
     import numpy as np
+
+    if math.prod(shape) > MAX_LITERAL_ELEMENTS:
+        raise SpecError(
+            f"a literal value of {math.prod(shape):,} elements is over the limit of "
+            f"{MAX_LITERAL_ELEMENTS:,}; use 'init' or pass the array at run time",
+            where,
+        )
 
     def bad(msg: str):
         return SpecError(msg, where)

@@ -745,6 +745,11 @@ def resolve_index(shape, index):
         raise ShapeError(f"too many indices ({len(index)}) for {len(shape)} dimensions")
     out = []
     for d, item in zip(shape, index):
+        if not isinstance(d, int):  # a symbolic dim: only a full slice
+            if item != (None, None):
+                raise ShapeError(f"only ':' can index the symbolic dim '{d}'")
+            out.append(("slice", 0, d))
+            continue
         if isinstance(item, int):
             i = item + d if item < 0 else item
             if not 0 <= i < d:
@@ -763,8 +768,12 @@ def resolve_index(shape, index):
     return out
 
 
+def _extent(start, stop):
+    return stop if not isinstance(stop, int) else stop - start
+
+
 def _slice_shape(x, index):
-    return tuple(stop - start for kind, start, stop in resolve_index(x, index) if kind == "slice")
+    return tuple(_extent(start, stop) for kind, start, stop in resolve_index(x, index) if kind == "slice")
 
 
 def _index_text(index):
@@ -780,8 +789,8 @@ def _index_text(index):
 
 def _slice_vjp(g, out, x, index):
     r = resolve_index(x.shape, index)
-    kept = tuple(1 if kind == "int" else stop - start for kind, start, stop in r)
-    widths = tuple((start, d - stop) for (kind, start, stop), d in zip(r, x.shape))
+    kept = tuple(1 if kind == "int" else _extent(start, stop) for kind, start, stop in r)
+    widths = tuple((start, 0 if d == stop else d - stop) for (kind, start, stop), d in zip(r, x.shape))
     return [g.reshape(kept).apply("pad", widths=widths)]
 
 
@@ -807,7 +816,12 @@ defop(
 def _pad_shape(x, widths):
     if len(widths) != len(x):
         raise ShapeError(f"pad widths for {len(widths)} axes, value has {len(x)}")
-    return tuple(d + a + b for d, (a, b) in zip(x, widths))
+    out = []
+    for d, (a, b) in zip(x, widths):
+        if not isinstance(d, int) and (a, b) != (0, 0):
+            raise ShapeError(f"cannot pad the symbolic dim '{d}'")
+        out.append(d if (a, b) == (0, 0) else d + a + b)
+    return tuple(out)
 
 
 defop(
