@@ -25,7 +25,10 @@ def run(*args):
 
 def write(tmp_path, spec, name="net.json"):
     p = tmp_path / name
-    p.write_text(spec if isinstance(spec, str) else json.dumps(spec))
+    if isinstance(spec, bytes):
+        p.write_bytes(spec)
+    else:
+        p.write_text(spec if isinstance(spec, str) else json.dumps(spec))
     return p
 
 
@@ -120,6 +123,20 @@ BAD = {
     "keyword_name": (mutate(params=[{"name": "lambda", "shape": [1, 2]}]), "params[0].name", "reserved"),
     "disallowed_syntax": (mutate(nodes=["y = __import__('os')"]), "nodes[0], column 5", "dunder name"),
     "attribute_access": (mutate(nodes=["y = sum(x.shape)"]), "nodes[0], column 9", "only .T"),
+    "negative_shape": (mutate(params=[{"name": "W", "shape": [-1, 2]}]), "params[0].shape[0]", "greater than or equal to 1"),
+    "huge_shape": (mutate(params=[{"name": "W", "shape": [100000, 100000]}]), "params[0].shape", "more than 100000000 elements"),
+    "huge_intermediate": (mutate(params=[{"name": "W", "shape": [20000, 1]}], inputs=[{"name": "x", "shape": [1, 20000]}], nodes=["y = sum(W * x)"]), "nodes[0], column 9", "400,000,000 elements"),
+    "literal_too_big": (mutate(inputs=[{"name": "x", "shape": [2000, 1000], "value": 1.0}], nodes=["y = sum(x @ W.T)"]), "inputs[0].value", "over the limit"),
+    "deep_nesting": (mutate(nodes=["y = " + "sigmoid(" * 150 + "W @ x" + ")" * 150]), "nodes[0]", "nested"),
+    "too_many_dims": (mutate(params=[{"name": "W", "shape": [1] * 9}]), "params[0].shape", "more than 8 dimensions"),
+    "unknown_dim": (mutate(dims={"batch": 4}), "dims.batch", "no input has a dim named 'batch'"),
+    "symbolic_param": (mutate(params=[{"name": "W", "shape": ["n", 2]}]), "params[0].shape", "params need fixed sizes"),
+    "no_gradient_flows": (mutate(nodes=["y = sum(stop_gradient(W) @ x)"], wrt=["W"]), "wrt[0]", "no gradient flows"),
+    "wrt_twice": (mutate(wrt=["W", "W"]), "wrt[1]", "listed twice"),
+    "bad_initializer": (mutate(params=[{"name": "W", "shape": [1, 2], "init": {"kind": "uniform", "low": 1, "high": 0}}]), "params[0].init", "'low' must be less than 'high'"),
+    "value_and_init": (mutate(params=[{"name": "W", "shape": [1, 2], "value": 1.0, "init": {"kind": "zeros"}}]), "params[0]", "either 'value' or 'init'"),
+    "bad_classes": (mutate(inputs=GOOD["inputs"] + [{"name": "lab", "shape": [1], "classes": 5}], nodes=["y = softmax_cross_entropy(W, lab)"]), "inputs[1].classes", "declares 5 classes but feeds 2-class"),
+    "not_utf8": (b"\xff\xfe{}", "net.json", "not UTF-8"),
     "missing_loss": ({"inputs": GOOD["inputs"]}, "spec", "loss"),
     "non_literal_attribute": (mutate(nodes=["y = sum(W @ x, axis=x)"]), "nodes[0], column 21", "literals"),
     "bad_attribute_value": (mutate(nodes=["y = sum(W @ x, axis='a')"]), "nodes[0]", "attribute 'axis' of op 'sum': expected null, an integer"),
@@ -164,3 +181,57 @@ def test_failed_compile_keeps_previous_module(tmp_path):
     assert run("compile", spec, "-o", out).exit_code == 2
     assert (out / "net.py").read_text() == before
     assert [p.name for p in out.iterdir()] == ["net.py"]  # no temp files left
+
+
+def test_too_many_nodes(tmp_path, monkeypatch):
+    import compiler.lower
+
+    monkeypatch.setattr(compiler.lower, "MAX_NODES", 2)
+    r, out = _bad(tmp_path, mutate(nodes=["a = W @ x", "b = sigmoid(a)", "y = sum(b)"]))
+    assert r.exit_code == 2 and r.output.startswith("error: nodes: more than 2 nodes")
+
+
+def test_interrupt_while_writing_keeps_previous_module(tmp_path, monkeypatch):
+    import os
+
+    spec = write(tmp_path, GOOD)
+    out = tmp_path / "out"
+    assert run("compile", spec, "-o", out).exit_code == 0
+    before = (out / "net.py").read_text()
+    write(tmp_path, mutate(nodes=["y = tanh(W @ x)"]))
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    r = run("compile", spec, "-o", out)
+    assert r.exit_code != 0
+    assert (out / "net.py").read_text() == before
+    assert [p.name for p in out.iterdir()] == ["net.py"]
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    spec = write(tmp_path, GOOD)
+    r = run("compile", spec, "-o", "/proc/bpc-cannot-write-here")
+    assert r.exit_code == 2
+    assert r.output.startswith("error: /proc/bpc-cannot-write-here: cannot create directory")
+
+
+def test_missing_output_directory_is_created(tmp_path):
+    spec = write(tmp_path, GOOD)
+    r = run("compile", spec, "-o", tmp_path / "a" / "b")
+    assert r.exit_code == 0 and (tmp_path / "a" / "b" / "net.py").exists()
+
+
+def test_check_with_symbolic_batch_sizes():
+    for size in ("1", "64"):
+        r = run("check", "examples/autoencoder.json", "--dim", f"batch={size}")
+        assert r.exit_code == 0 and "PASSED" in r.output
+    r = run("check", "examples/autoencoder.json", "--dim", "nope=3")
+    assert r.exit_code == 2 and "no symbolic dim 'nope'" in r.output
+
+
+@pytest.mark.parametrize("command", ["compile", "check", "ir", "explain", "ops"])
+def test_help_has_an_example(command):
+    r = run(command, "--help")
+    assert r.exit_code == 0 and "Example" in r.output

@@ -1,0 +1,157 @@
+"""Specs from untrusted sources: no code injection, whitelisted expressions only."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from compiler.errors import BpcError, ExprError, SpecError
+from compiler.pipeline import compile_text
+
+from .conftest import ROOT
+
+BASE = {
+    "inputs": [{"name": "x", "shape": [2, 1]}],
+    "params": [{"name": "W", "shape": [1, 2]}],
+    "nodes": ["y = sigmoid(W @ x)"],
+    "loss": "y",
+}
+
+HOSTILE_NAMES = [
+    "x; import os",
+    "__import__('os')",
+    "__class__",
+    "_private",
+    "a'b",
+    'a"b',
+    "a\nb",
+    "a b",
+    "ｘ",  # fullwidth x, a unicode look-alike
+    "xа",  # Cyrillic a
+    "x" * 65,
+    "np",
+    "numpy",
+    "lambda",
+    "None",
+    "True",
+    "",
+    "1x",
+    "x-y",
+]
+
+
+def _spec(**changes):
+    s = json.loads(json.dumps(BASE))
+    s.update(changes)
+    return json.dumps(s)
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+@pytest.mark.parametrize("where", ["param", "input", "node", "module"])
+def test_hostile_names_are_refused_with_a_location(name, where):
+    if where == "param":
+        text = _spec(params=[{"name": name, "shape": [1, 2]}], nodes=[{"name": "y", "op": "matmul", "inputs": [name, "x"]}])
+        loc = "params[0].name"
+    elif where == "input":
+        text = _spec(inputs=[{"name": name, "shape": [2, 1]}], nodes=[{"name": "y", "op": "matmul", "inputs": ["W", name]}])
+        loc = "inputs[0].name"
+    elif where == "node":
+        text = _spec(nodes=[{"name": name, "op": "matmul", "inputs": ["W", "x"]}], loss=name)
+        loc = "nodes[0].name"
+    else:
+        text = _spec(name=name)
+        loc = "name"
+    with pytest.raises(SpecError) as e:
+        compile_text(text)
+    assert e.value.location == loc
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "expr,column,message",
+    [
+        ("y = x.shape", 5, "only .T"),
+        ("y = x.__class__", 5, "only .T"),
+        ("y = __import__('os')", 5, "dunder"),
+        ("y = (lambda: x)()", 5, "only registered ops"),
+        ("y = sum([x for x in W])", 9, "ListComp"),
+        ("y = sigmoid(*x)", 13, "*arguments"),
+        ("y = sum(x, **{'axis': 0})", 14, "**arguments"),
+        ("y = x[W]", 7, "integer literals"),
+        ("y = x[0:2:1]", 7, "step"),
+        ("y = x if W else x", 5, "IfExp"),
+        ("y = 'x'", 5, "only numbers"),
+        ("y = (z := x)", 6, "NamedExpr"),
+        ("y = f'{x}'", 5, "JoinedStr"),
+        ("y = x and W", 5, "BoolOp"),
+        ("y = x % W", 5, "Mod"),
+        ("y = x < W < x", 5, "single comparisons"),
+        ("y = np.exp(x)", 5, "only registered ops"),
+        ("y = input(x)", 5, "not an op usable in specs"),
+        ("y = sum(x, axis=W)", 17, "literals"),
+    ],
+)
+def test_expression_grammar_is_whitelisted(expr, column, message):
+    with pytest.raises(BpcError) as e:
+        compile_text(_spec(nodes=[expr]))
+    assert e.value.location == f"nodes[0], column {column}", str(e.value)
+    assert message in str(e.value)
+
+
+def test_statements_other_than_one_assignment_are_refused():
+    for expr in ["import os", "y = x\nimport os", "y = x; import os", "x", "del x", "y: int = x", "y = W = x"]:
+        with pytest.raises(ExprError):
+            compile_text(_spec(nodes=[expr]))
+
+
+HOSTILE_TEXT = '"""\nimport os; os.system("touch /tmp/bpc_pwned")\n"""\\\r\x00\u2028 \' # end'
+
+
+def test_hostile_text_reaches_code_only_as_inert_text(tmp_path):
+    spec = json.loads(_spec(description=HOSTILE_TEXT))
+    spec["params"][0]["doc"] = HOSTILE_TEXT
+    spec["nodes"] = [{"name": "y", "op": "sigmoid", "inputs": ["z"], "doc": HOSTILE_TEXT}, "z = W @ x"]
+    p = tmp_path / 'we"ird\'name.json'
+    p.write_text(json.dumps(spec))
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "cli.main", "compile", str(p), "-o", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    module = next(out.glob("*.py"))
+    canary = "/tmp/bpc_pwned"
+    probe = (
+        "import sys, importlib.util, os\n"
+        "import numpy\n"
+        f"spec = importlib.util.spec_from_file_location('m', {str(module)!r})\n"
+        "m = importlib.util.module_from_spec(spec)\n"
+        "before = set(sys.modules)\n"
+        "spec.loader.exec_module(m)\n"
+        "new = sorted(k for k in set(sys.modules) - before if not k.startswith('numpy'))\n"
+        "names = sorted(k for k in vars(m) if not k.startswith('__'))\n"
+        "print(new, names)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == (
+        "[] ['DIMS', 'INPUTS', 'LOSS', 'OUTPUTS', 'PARAMS', 'WRT', '_self_check', 'example_inputs', "
+        "'forward', 'init_params', 'np', 'value_and_grad']"
+    ).replace("'DIMS', ", "")
+    import os
+
+    assert not os.path.exists(canary)
+
+
+def test_generated_functions_use_no_builtins_a_user_name_could_shadow():
+    """User names become parameters; forward/value_and_grad read nothing global but np."""
+    import ast
+
+    for path in (ROOT / "generated").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for fn in tree.body:
+            if isinstance(fn, ast.FunctionDef) and fn.name in ("forward", "value_and_grad"):
+                params = {a.arg for a in fn.args.args}
+                stored = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+                loaded = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+                assert loaded - params - stored <= {"np"}, (path.name, loaded - params - stored)
