@@ -119,3 +119,13 @@ def test_fan_out_is_accumulated_in_place():
     from runtime.check import check_compiled
 
     assert check_compiled(c, seed=0).passed
+
+
+@pytest.mark.parametrize("spec", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+@pytest.mark.parametrize("only", PASS_NAMES + ["none"])
+def test_each_pass_alone_passes_finite_differences(spec, only):
+    from runtime.check import check_compiled
+
+    c = compile_file(f"examples/{spec.name}", passes=set() if only == "none" else {only})
+    result = check_compiled(c, seed=7, max_elements=48)
+    assert result.passed, [t.as_dict() for t in result.tensors if not t.passed]
