@@ -277,25 +277,21 @@ class Graph:
 
     def ancestors(self, roots: list[str]) -> set[str]:
         """``roots`` and everything they depend on."""
-        seen: set[str] = set()
-        stack = list(roots)
-        while stack:
-            n = stack.pop()
-            if n in seen:
-                continue
-            seen.add(n)
-            stack.extend(self.nx.predecessors(n))
-        return seen
+        return self._reach(roots, self.nx._pred)
 
     def descendants(self, roots: list[str]) -> set[str]:
+        """``roots`` and everything that depends on them."""
+        return self._reach(roots, self.nx._succ)
+
+    @staticmethod
+    def _reach(roots: list[str], adjacency) -> set[str]:
         seen: set[str] = set()
         stack = list(roots)
         while stack:
             n = stack.pop()
-            if n in seen:
-                continue
-            seen.add(n)
-            stack.extend(self.nx.successors(n))
+            if n not in seen:
+                seen.add(n)
+                stack.extend(adjacency[n])
         return seen
 
     # ------------------------------------------------------------ rewriting

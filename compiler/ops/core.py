@@ -110,20 +110,20 @@ defop(
 # ------------------------------------------------------------------ unary
 
 
-def _unary(name, impl, emit, vjp, derivative, doc, domain=(-2.0, 2.0), **kw):
-    defop(
-        name,
-        arity=1,
-        shape=same,
-        impl=impl,
-        emit=emit,
-        vjp=vjp,
-        derivative=derivative,
-        doc=doc,
-        domain=domain,
-        samples=kw.pop("samples", unary_samples()),
-        **kw,
-    )
+def _elementwise(arity: int):
+    """A declarer for elementwise ops of one arity (shape rule and samples preset)."""
+    shape = same if arity == 1 else (lambda a, b: broadcast(a, b))
+    samples = unary_samples if arity == 1 else binary_samples
+
+    def declare(name, impl, emit, vjp, derivative, doc, domain=(-2.0, 2.0), **kw):
+        kw.setdefault("samples", samples())
+        defop(name, arity=arity, shape=shape, impl=impl, emit=emit, vjp=vjp,
+              derivative=derivative, doc=doc, domain=domain, **kw)
+
+    return declare
+
+
+_unary = _elementwise(1)
 
 
 _unary(
@@ -238,20 +238,7 @@ _unary(
 # ------------------------------------------------------------------ binary
 
 
-def _binary(name, impl, emit, vjp, derivative, doc, domain=(-2.0, 2.0), **kw):
-    defop(
-        name,
-        arity=2,
-        shape=lambda a, b: broadcast(a, b),
-        impl=impl,
-        emit=emit,
-        vjp=vjp,
-        derivative=derivative,
-        doc=doc,
-        domain=domain,
-        samples=kw.pop("samples", binary_samples()),
-        **kw,
-    )
+_binary = _elementwise(2)
 
 
 _binary(
