@@ -111,11 +111,7 @@ def value_and_grad(We1, be1, We2, be2, Wd1, bd1, Wd2, bd2, x):
     # arriving at an op's output and y is that output.
     # nodes[4]: loss = mse(reconstruction, x)
     #   square: dx = g * 2 * x
-    g_loss_sub = (
-        np.ones((1, 1))
-        / (loss_square.shape[0] * loss_square.shape[1])
-        * (2.0 * loss_sub)
-    )
+    g_loss_sub = 1.0 / (loss_square.shape[0] * loss_square.shape[1]) * (2.0 * loss_sub)
     del loss_sub, loss_square
     # nodes[3]: reconstruction = h2 @ Wd2 + bd2
     #   add: da = g, db = g (summed over broadcast axes)

@@ -124,7 +124,7 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
     # arriving at an op's output and y is that output.
     # mlp (loss): loss = softmax_cross_entropy(prediction, y)
     #   mean: dx = g / n broadcast back over the n averaged elements
-    g_loss_neg = np.broadcast_to(np.ones((1,)) / loss_neg.shape[0], loss_neg.shape)
+    g_loss_neg = np.broadcast_to(1.0 / loss_neg.shape[0], loss_neg.shape)
     del loss_neg
     #   neg: dx = -g
     g_loss_sum_2 = -g_loss_neg

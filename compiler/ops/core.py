@@ -510,7 +510,12 @@ def _reduce_emit(fn):
 
 
 def _expand_back(g, x, axis, keepdims):
-    """Give a reduction's cotangent back the reduced axes (as size 1)."""
+    """Give a reduction's cotangent back the reduced axes (as size 1).
+
+    A full reduction's cotangent (shape ()) broadcasts as it is: no reshape.
+    """
+    if axis is None and not keepdims:
+        return g
     axes = norm_axes(axis, x.ndim)
     kept = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
     return g.reshape(kept)
