@@ -18,9 +18,8 @@ import typer
 
 from compiler.errors import BpcError, OutputError
 from compiler.codegen import generated_lines
-from compiler.pipeline import STAGES, Compiled, compile_file, compile_spec
+from compiler.pipeline import Compiled, compile_file, compile_spec
 from compiler.spec import load_spec
-from compiler.passes import PASS_NAMES
 
 app = typer.Typer(
     name="bpc",

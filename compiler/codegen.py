@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import black
 import numpy as np
@@ -332,7 +332,9 @@ def _shape_doc(g: Graph, n: str) -> str:
 
 
 def _shape_literal(shape) -> str:
-    return pyval(tuple(json.dumps(d) if isinstance(d, str) else d for d in shape)).replace("'", "")
+    """A shape tuple for PARAMS/INPUTS: sizes, and symbolic dims as strings."""
+    parts = [json.dumps(d) if isinstance(d, str) else str(d) for d in shape]
+    return f"({parts[0]},)" if len(parts) == 1 else f"({', '.join(parts)})"
 
 
 def generate(g: Graph, opts: CodegenOptions | None = None) -> str:

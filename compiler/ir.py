@@ -28,7 +28,7 @@ import contextlib
 import copy
 import heapq
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import networkx as nx

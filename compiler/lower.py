@@ -17,7 +17,7 @@ import networkx as nx
 
 from . import expr
 from .errors import GraphError, SpecError, path
-from .ir import Graph, Meta
+from .ir import MAX_ELEMENTS, Graph, Meta
 from .ops.registry import all_ops, get_op
 from .spec import (
     MLP,
@@ -30,7 +30,6 @@ from .spec import (
 )
 
 MAX_NODES = 100_000
-from .ir import MAX_ELEMENTS  # noqa: E402  (per value)
 MAX_RANK = 8
 
 DEFAULT_INIT = Initializer(kind="normal", std=0.1)

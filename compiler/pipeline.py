@@ -10,7 +10,7 @@ from .codegen import CodegenOptions, generate
 from .ir import Graph
 from .lower import lower
 from .passes import PASS_NAMES, PassReport, optimize
-from .spec import Spec, load_spec, parse_json, spec_from_data
+from .spec import Spec, parse_json, spec_from_data
 
 STAGES = ("forward", "joint", "optimized")
 VERIFY_EACH_PASS_MAX_NODES = 5000

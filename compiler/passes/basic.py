@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ..errors import ShapeError
 from ..ir import BACKWARD, Graph
 from ..ops.registry import broadcast, get_op, is_static
 
@@ -211,7 +212,7 @@ def _drop_broadcasts(g: Graph, n: str) -> None:
             inner = g.args(a)[0]
             try:
                 same = broadcast(g.shape(inner), g.shape(args[1 - i])) == shape
-            except Exception:
+            except ShapeError:
                 same = False
             if same:
                 args[i] = inner
