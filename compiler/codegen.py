@@ -469,21 +469,26 @@ def _init_function(g: Graph) -> str:
         elif kind == "ones":
             items.append(f"{key}: np.ones({shape})")
         else:
-            uses_rng = True
+            if init.seed is None:
+                uses_rng = True
+                rng = "rng"
+            else:  # its own generator: fixed values
+                rng = f"np.random.default_rng({init.seed})"
             if kind == "normal":
-                items.append(f"{key}: rng.normal(0.0, {init.std!r}, size={shape})")
+                items.append(f"{key}: {rng}.normal(0.0, {init.std!r}, size={shape})")
             elif kind == "uniform":
-                items.append(f"{key}: rng.uniform({init.low!r}, {init.high!r}, size={shape})")
+                items.append(f"{key}: {rng}.uniform({init.low!r}, {init.high!r}, size={shape})")
             elif kind == "glorot_uniform":
                 s = g.shape(p)
                 fan_in, fan_out = (s[-2], s[-1]) if len(s) >= 2 else (s[0] if s else 1, s[0] if s else 1)
                 limit = float(np.sqrt(6.0 / (fan_in + fan_out)))
-                items.append(f"{key}: rng.uniform({-limit!r}, {limit!r}, size={shape})")
+                items.append(f"{key}: {rng}.uniform({-limit!r}, {limit!r}, size={shape})")
             else:
                 raise AssertionError(kind)
     doc = [
         "Initial parameters: the spec's values, or its initializers drawn",
-        "in declaration order from np.random.default_rng(seed).",
+        "in declaration order from np.random.default_rng(seed) (an initializer",
+        "with a seed of its own always draws the same values).",
     ]
     body = ["rng = np.random.default_rng(seed)"] if uses_rng else []
     body.append(_explode("return {", items, "}", indent=4) or "return {" + ", ".join(items) + "}")

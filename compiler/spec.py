@@ -23,7 +23,7 @@ import keyword
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (
     BaseModel,
@@ -58,6 +58,11 @@ class Initializer(_Model):
     std: float = Field(1.0, gt=0, description="standard deviation for 'normal'", allow_inf_nan=False)
     low: float = Field(-1.0, description="lower bound for 'uniform'", allow_inf_nan=False)
     high: float = Field(1.0, description="upper bound for 'uniform'", allow_inf_nan=False)
+    seed: Optional[Annotated[StrictInt, Field(ge=0)]] = Field(
+        None,
+        description="a seed of this initializer's own: its values are then fixed, whatever "
+        "seed init_params is given (default: draw from init_params' generator)",
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> "Initializer":

@@ -21,7 +21,8 @@ LOSS = "f"
 
 def init_params(seed=0):
     """Initial parameters: the spec's values, or its initializers drawn
-    in declaration order from np.random.default_rng(seed).
+    in declaration order from np.random.default_rng(seed) (an initializer
+    with a seed of its own always draws the same values).
     """
     return {"W1": np.array([[1.0, 2.0]]), "b1": np.array([2.0])}
 

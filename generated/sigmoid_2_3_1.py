@@ -21,7 +21,8 @@ LOSS = "l"
 
 def init_params(seed=0):
     """Initial parameters: the spec's values, or its initializers drawn
-    in declaration order from np.random.default_rng(seed).
+    in declaration order from np.random.default_rng(seed) (an initializer
+    with a seed of its own always draws the same values).
     """
     return {
         "W1": np.array([[0.5, -2.5], [1.2, 0.1], [-0.7, -1.2]]),

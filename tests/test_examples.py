@@ -158,3 +158,34 @@ def test_symbolic_batch_one_module_any_size(name, batch):
     for w in m.WRT:
         assert grads[w].shape == m.PARAMS[w]
         np.testing.assert_allclose(grads[w], ref[w], rtol=1e-9, atol=1e-12)
+
+
+def test_initializers_and_their_seeds():
+    import json
+
+    from compiler.pipeline import compile_text
+
+    spec = {
+        "params": [
+            {"name": "a", "shape": [3, 4], "init": {"kind": "normal", "std": 0.5}},
+            {"name": "b", "shape": [4], "init": {"kind": "uniform", "low": 2.0, "high": 3.0, "seed": 11}},
+            {"name": "c", "shape": [4, 2], "init": {"kind": "glorot_uniform"}},
+            {"name": "d", "shape": [2], "init": {"kind": "ones"}},
+            {"name": "e", "shape": [2], "value": 0.25},
+        ],
+        "nodes": ["loss = sum(((a + b) @ c + d) * e)"],
+        "loss": "loss",
+        "seed": 5,
+    }
+    m = load_source(compile_text(json.dumps(spec)).source)
+    p5, p5b, p6 = m.init_params(), m.init_params(5), m.init_params(6)
+    np.testing.assert_array_equal(p5["a"], p5b["a"])  # spec seed is the default
+    assert not np.array_equal(p5["a"], p6["a"])  # the function's seed matters...
+    np.testing.assert_array_equal(p5["b"], p6["b"])  # ...except for an own seed
+    np.testing.assert_array_equal(p5["b"], np.random.default_rng(11).uniform(2.0, 3.0, size=(4,)))
+    assert np.all((p5["b"] >= 2.0) & (p5["b"] < 3.0))
+    limit = np.sqrt(6.0 / (4 + 2))
+    assert np.all(np.abs(p5["c"]) <= limit)
+    np.testing.assert_array_equal(p5["d"], np.ones(2))
+    np.testing.assert_array_equal(p5["e"], np.full(2, 0.25))
+    assert abs(np.std(m.init_params(1)["a"]) - 0.5) < 0.3
