@@ -126,7 +126,9 @@ def _static_size(shape, dims) -> int:
     return n
 
 
-def _check(c: Compiled, seed: Optional[int], as_json: bool, dims: dict | None = None) -> bool:
+def _check(
+    c: Compiled, seed: Optional[int], as_json: bool, dims: dict | None = None, samples: int = 256
+) -> bool:
     from runtime.check import check_compiled
 
     unknown = sorted(set(dims or {}) - set(c.forward.dims))
@@ -134,9 +136,10 @@ def _check(c: Compiled, seed: Optional[int], as_json: bool, dims: dict | None = 
         fail(BpcError(f"the spec has no symbolic dim '{unknown[0]}'", "--dim"))
     # A progress bar when the finite-difference check is long (many elements).
     sizes = [_static_size(c.forward.shape(w), dims or c.forward.dims) for w in c.forward.wrt]
-    checked = sum(min(n, 256) for n in sizes)
+    max_elements = samples or None
+    checked = sum(min(n, samples) if samples else n for n in sizes)
     if as_json or checked < 2000:
-        result = check_compiled(c, seed=seed, dims=dims)
+        result = check_compiled(c, seed=seed, dims=dims, max_elements=max_elements)
     else:
         from rich.progress import Progress
 
@@ -150,7 +153,7 @@ def _check(c: Compiled, seed: Optional[int], as_json: bool, dims: dict | None = 
                 seen.append(name)
                 bar.update(task, description=f"finite differences: {name}")
 
-            result = check_compiled(c, seed=seed, dims=dims, progress=step)
+            result = check_compiled(c, seed=seed, dims=dims, progress=step, max_elements=max_elements)
     _print_check(result, as_json)
     return result.passed
 
@@ -195,13 +198,16 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     O0: bool = typer.Option(False, "-O0", help="check the unoptimized code"),
     dim: Optional[list[str]] = typer.Option(None, "--dim", help="size of a symbolic dim, e.g. batch=64"),
+    samples: int = typer.Option(
+        256, "--samples", min=0, help="elements checked per tensor (a seeded random subset); 0: all"
+    ),
 ) -> None:
     """Compile SPEC in memory, run it, compare gradients with finite differences.
 
     Exits 1 when a gradient is off. Example: bpc check examples/neuron.json
     """
     c = _compile(spec, O0)
-    if not _check(c, seed, as_json, _parse_dims(dim)):
+    if not _check(c, seed, as_json, _parse_dims(dim), samples):
         raise typer.Exit(1)
 
 

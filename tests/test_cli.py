@@ -235,3 +235,23 @@ def test_check_with_symbolic_batch_sizes():
 def test_help_has_an_example(command):
     r = run(command, "--help")
     assert r.exit_code == 0 and "Example" in r.output
+
+
+def test_check_samples_option():
+    r = run("check", "examples/mnist_mlp.json", "--samples", "8", "--json")
+    data = json.loads(r.output)
+    assert r.exit_code == 0 and data["passed"]
+    assert [t["elements_checked"] for t in data["tensors"]] == [8, 8, 8, 8, 8, 8]
+    r = run("check", "examples/two_hidden.json", "--samples", "0", "--json")
+    assert [t["elements_checked"] for t in json.loads(r.output)["tensors"]] == [12, 16, 4]
+
+
+def test_check_reports_a_wrong_gradient(monkeypatch):
+    """The checker can fail: corrupt one derivative rule and bpc check exits 1."""
+    from compiler.ops import registry
+
+    op = registry._OPS["sigmoid"]
+    bad = lambda g, out, x: [g * out]  # noqa: E731 - wrong: missing (1 - y)
+    monkeypatch.setitem(registry._OPS, "sigmoid", registry.OpDef(**{**op.__dict__, "vjp": bad}))
+    r = run("check", "examples/neuron.json")
+    assert r.exit_code == 1 and "FAIL" in r.output and "FAILED" in r.output
