@@ -71,7 +71,7 @@ def value_and_grad(W0, W1, X, Y):
     # arriving at an op's output and y is that output.
     # nodes[1]: l2 = sigmoid(l1 @ W1)
     #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
-    g_l2_matmul = -1.0 * (l2 * (1.0 - l2))
+    g_l2_matmul = -(l2 * (1.0 - l2))
     #   matmul: da = g @ b.T, db = a.T @ g
     g_l1 = g_l2_matmul @ W1.T
     g_W1 = l1.T @ g_l2_matmul

@@ -66,7 +66,7 @@ def value_and_grad(W0, X, Y):
     # arriving at an op's output and y is that output.
     # nodes[1]: l1 = sigmoid(z)
     #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
-    g_z = -1.0 * (l1 * (1.0 - l1))
+    g_z = -(l1 * (1.0 - l1))
     # nodes[0]: z = X @ W0
     #   matmul: da = g @ b.T, db = a.T @ g
     g_W0 = X.T @ g_z

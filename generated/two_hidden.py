@@ -75,7 +75,7 @@ def value_and_grad(W0, W1, W2, X, Y):
     # arriving at an op's output and y is that output.
     # nodes[2]: l3 = sigmoid(l2 @ W2)
     #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
-    g_l3_matmul = -1.0 * (l3 * (1.0 - l3))
+    g_l3_matmul = -(l3 * (1.0 - l3))
     #   matmul: da = g @ b.T, db = a.T @ g
     g_l2 = g_l3_matmul @ W2.T
     g_W2 = l2.T @ g_l3_matmul

@@ -129,3 +129,10 @@ def test_each_pass_alone_passes_finite_differences(spec, only):
     c = compile_file(f"examples/{spec.name}", passes=set() if only == "none" else {only})
     result = check_compiled(c, seed=7, max_elements=48)
     assert result.passed, [t.as_dict() for t in result.tensors if not t.passed]
+
+
+def test_multiplying_by_minus_one_is_a_negation():
+    c = _graph(["loss = sum(-1.0 * exp(x))"], wrt=["x"])
+    g = optimize(c.joint)
+    assert not any(g.op(n) == "mul" for n in g.ancestors([g.loss]))
+    assert any(g.op(n) == "neg" for n in g.ancestors([g.loss]))

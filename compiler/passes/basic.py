@@ -144,6 +144,9 @@ def simplify(g: Graph, inplace: bool = False) -> Graph:
                 repl = a
             elif op == "add" and ca == 0.0 and g.shape(b) == shape:
                 repl = b
+            elif op == "mul" and -1.0 in (ca, cb) and g.shape(b if ca == -1.0 else a) == shape:
+                d["op"], d["attrs"] = "neg", {}  # -1 * x -> -x
+                g.set_args(n, [b if ca == -1.0 else a])
             elif op == "mul" and (ca is not None or cb is not None) and g.shape(a if cb is None else b) == ():
                 _reassociate(g, n)
             else:
