@@ -160,7 +160,7 @@ class Spec(_Model):
     wrt: list[str] | None = Field(
         None, description="names to differentiate; default: every param"
     )
-    seed: StrictInt = Field(0, description="default seed of init_params")
+    seed: StrictInt = Field(0, ge=0, description="default seed of init_params")
     dims: dict[str, Annotated[StrictInt, Field(ge=1, le=1_000_000)]] = Field(
         default_factory=dict,
         description="example sizes of symbolic dims, used by example_inputs (default 1)",

@@ -137,6 +137,7 @@ BAD = {
     "value_and_init": (mutate(params=[{"name": "W", "shape": [1, 2], "value": 1.0, "init": {"kind": "zeros"}}]), "params[0]", "either 'value' or 'init'"),
     "bad_classes": (mutate(inputs=GOOD["inputs"] + [{"name": "lab", "shape": [1], "classes": 5}], nodes=["y = softmax_cross_entropy(W, lab)"]), "inputs[1].classes", "declares 5 classes but feeds 2-class"),
     "not_utf8": (b"\xff\xfe{}", "net.json", "not UTF-8"),
+    "negative_seed": (mutate(seed=-1), "seed", "greater than or equal to 0"),
     "missing_loss": ({"inputs": GOOD["inputs"]}, "spec", "loss"),
     "non_literal_attribute": (mutate(nodes=["y = sum(W @ x, axis=x)"]), "nodes[0], column 21", "literals"),
     "bad_attribute_value": (mutate(nodes=["y = sum(W @ x, axis='a')"]), "nodes[0]", "attribute 'axis' of op 'sum': expected null, an integer"),
