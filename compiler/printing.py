@@ -9,8 +9,6 @@ import networkx as nx
 
 from .ir import BACKWARD, Graph
 
-DTYPE = {"f64": "f64", "f32": "f32"}
-
 
 def _type(g: Graph, n: str) -> str:
     shape = ",".join(str(d) for d in g.shape(n))

@@ -39,8 +39,6 @@ from pydantic import (
 
 from .errors import SpecError, path
 
-SPEC_VERSION = 1
-
 # Names that user text may not take because generated code refers to them.
 RESERVED_NAMES = frozenset({"np", "numpy"})
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import sys
 import types
 from pathlib import Path
 
@@ -30,5 +29,3 @@ def load_source(source: str, name: str = "model") -> types.ModuleType:
     exec(code, module.__dict__)  # noqa: S102 - our codegen's output, not spec text
     return module
 
-
-__all__ = ["load_module", "load_source", "sys"]

@@ -19,10 +19,6 @@ from .registry import ATOM, Attr, Expr, Sample, broadcast, call, defop, norm_axe
 REDUCTION = Attr("reduction", "choice", "mean", "'mean' or 'sum' over examples", ("mean", "sum"))
 
 
-def _np_sigmoid(x):
-    return np.exp(-np.logaddexp(0.0, -x))
-
-
 # ------------------------------------------------------------------ activations
 
 _unary(
@@ -87,10 +83,6 @@ defop(
 )
 
 # ------------------------------------------------------------------ softmax family
-
-
-def _keep(x, axis):
-    return tuple(1 if i in norm_axes(axis, x.ndim) else d for i, d in enumerate(x.shape))
 
 
 def _shifted(x, axis):
