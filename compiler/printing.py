@@ -24,7 +24,8 @@ def _attr_text(attrs: dict[str, Any]) -> str:
 
 def _val(v: Any) -> str:
     if isinstance(v, tuple):
-        return "(" + ",".join(str(x) for x in v) + ")"
+        inner = ",".join(_val(x) if isinstance(x, tuple) else str(x) for x in v)
+        return f"({inner},)" if len(v) == 1 else f"({inner})"
     return repr(v)
 
 
