@@ -58,12 +58,12 @@ def _compile(spec: Path, O0: bool = False, comments: bool = True) -> Compiled:
         raise  # unreachable
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename: never a half-written module."""
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write via a temporary file and rename: never a half-written file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data if isinstance(data, bytes) else data.encode("utf-8"))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -235,14 +235,7 @@ def ir(
         if isinstance(data, bytes) and out is None:
             raise OutputError("binary output: give a file with -o", "--format png")
         if out is not None:
-            if out.parent and not out.parent.exists():
-                out.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(data, bytes):
-                tmp = out.with_name(f".{out.name}.tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, out)
-            else:
-                write_atomic(out, data)
+            write_atomic(_out_dir(out.parent) / out.name, data)
             typer.echo(f"wrote {out}")
         else:
             typer.echo(data, nl=False)

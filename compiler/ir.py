@@ -116,6 +116,11 @@ class Graph:
         finally:
             self._ctx = old
 
+    def context_of(self, name: str):
+        """The builder context of an existing node (to add nodes beside it)."""
+        d = self.nx.nodes[name]
+        return self.context(phase=d["phase"], origin=d["origin"], source=d["source"])
+
     def reserve(self, names: set[str] | list[str]) -> None:
         """Names that fresh() must not hand out (user names not yet added)."""
         self._reserved.update(names)

@@ -43,14 +43,7 @@ def compile_spec(
     """Spec -> forward IR -> joint IR -> optimized IR -> module source."""
     fwd = lower(spec, spec_path, spec_text)
     fwd.verify()
-    joint = differentiate(fwd, strict=True)
-    joint.verify()
-    report = PassReport()
-    # Verify after every pass; on large graphs once at the end (compile time).
-    verify = "each" if len(joint) <= VERIFY_EACH_PASS_MAX_NODES else "end"
-    opt = optimize(joint, set(PASS_NAMES) if passes is None else passes, verify=verify, report=report)
-    source = generate(opt, CodegenOptions(comments=comments))
-    return Compiled(spec, fwd, joint, opt, source, report)
+    return compile_graph(fwd, "forward", passes, comments, spec=spec)
 
 
 def compile_file(path: str | Path, **kw) -> Compiled:
@@ -67,18 +60,28 @@ def compile_file(path: str | Path, **kw) -> Compiled:
     return compile_spec(spec, spec_path=_display_path(path), spec_text=text, **kw)
 
 
-def compile_graph(g: Graph, stage: str, passes: set[str] | None = None, comments: bool = True) -> Compiled:
-    """Continue the pipeline from a graph at ``stage`` (an IR dump)."""
-    fwd = g if stage == "forward" else None
-    joint = differentiate(g) if stage == "forward" else g
+def compile_graph(
+    g: Graph,
+    stage: str,
+    passes: set[str] | None = None,
+    comments: bool = True,
+    spec: Spec | None = None,
+) -> Compiled:
+    """Continue the pipeline from a graph at ``stage`` (lowered from a spec, or an IR dump)."""
+    if stage == "forward":
+        joint = differentiate(g, strict=True)
+        joint.verify()
+    else:
+        joint = g
     report = PassReport()
     if stage == "optimized":
         opt = g
     else:
+        # Verify after every pass; on large graphs once at the end (compile time).
         verify = "each" if len(joint) <= VERIFY_EACH_PASS_MAX_NODES else "end"
         opt = optimize(joint, set(PASS_NAMES) if passes is None else passes, verify=verify, report=report)
     source = generate(opt, CodegenOptions(comments=comments))
-    return Compiled(None, fwd or joint, joint, opt, source, report)
+    return Compiled(spec, g if stage == "forward" else joint, joint, opt, source, report)
 
 
 def compile_text(text: str, name: str = "<memory>", **kw) -> Compiled:

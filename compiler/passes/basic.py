@@ -166,7 +166,7 @@ def _scalarize_fills(g: Graph, n: str) -> None:
         other = args[1 - i]
         if g.op(a) == "const" and g.shape(a) != () and g.shape(other) == shape:
             value = g.attrs(a)["value"]
-            with g.context(phase=g.data(a)["phase"], origin=g.data(a)["origin"], source=g.data(a)["source"]):
+            with g.context_of(a):
                 args[i] = g.add("const", [], {"value": value, "shape": ()}, hint="c")
             changed = True
     if changed:
@@ -201,7 +201,7 @@ def _reassociate(g: Graph, n: str) -> None:
     if g.shape(x) != g.shape(n):
         return
     value = g.attrs(c)["value"] * g.attrs(inner_c)["value"]
-    with g.context(phase=g.data(n)["phase"], origin=g.data(n)["origin"], source=g.data(n)["source"]):
+    with g.context_of(n):
         k = g.add("const", [], {"value": value, "shape": ()}, hint="c")
     g.set_args(n, [k, x])
 
