@@ -8,21 +8,68 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from compiler.errors import BpcError, OutputError
 from compiler.codegen import generated_lines
+from compiler.ir import MAX_ELEMENTS
+from compiler.names import check_name, display
 from compiler.pipeline import Compiled, compile_file, compile_spec
-from compiler.spec import load_spec
+from compiler.printing import is_ir_dump
+from compiler.spec import MAX_SEED, parse_json, read_text, spec_from_data
+
+
+def _one_line(text: str) -> str:
+    """Control characters (a newline in a file name) escaped: one line, always."""
+    return display(" ".join(str(text).split("\n")), limit=10_000)
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (unknown flags, bad option values, missing arguments) are
+    reported like every other user mistake: ``error: <location>: <message>``
+    on one line, exit code 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra: Any):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        except typer.TyperException as e:  # click's usage errors
+            if type(e).__name__ == "NoArgsIsHelpError":
+                e.show()  # plain `bpc`: the help
+                sys.exit(2)
+            typer.echo(f"error: {_one_line(_usage_error(e))}", err=True)
+            sys.exit(2)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _usage_error(e: Exception) -> str:
+    param, ctx = getattr(e, "param", None), getattr(e, "ctx", None)
+    message = getattr(e, "message", str(e))
+    if isinstance(e, typer.BadParameter) and param is not None:
+        opts = [o for o in getattr(param, "opts", None) or [] if o.startswith("-")]
+        hint = max(opts, key=len) if opts else str(getattr(param, "name", "argument")).upper()
+        message = message or e.format_message()  # MissingParameter has no message of its own
+        return f"{hint}: {message.removeprefix('Value error, ')}"
+    where = ctx.command_path if ctx is not None else "bpc"
+    msg = e.format_message() if hasattr(e, "format_message") else message
+    return f"{where}: {msg} (see {where} --help)"
+
 
 app = typer.Typer(
     name="bpc",
+    cls=_OneLineErrors,
     help="bpc, the backprop compiler: JSON network specs to standalone NumPy gradient code.",
     no_args_is_help=True,
     add_completion=False,
@@ -46,16 +93,19 @@ class Format(str, Enum):
 
 
 def fail(e: BpcError) -> None:
-    typer.echo(f"error: {e.one_line()}", err=True)
+    typer.echo(f"error: {_one_line(e.one_line())}", err=True)
     raise typer.Exit(2)
 
 
-def _compile(spec: Path, O0: bool = False, comments: bool = True) -> Compiled:
+def _compile(spec: Path, O0: bool = False, comments: bool = True, name: str | None = None) -> Compiled:
     try:
-        return compile_file(spec, passes=set() if O0 else None, comments=comments)
+        return compile_file(spec, passes=set() if O0 else None, comments=comments, name=name)
     except BpcError as e:
         fail(e)
         raise  # unreachable
+
+
+NAME_HELP = "module name (default: the spec's \"name\", else its file name)"
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -68,6 +118,15 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _module_path(out_dir: Path, name: str) -> Path:
+    """``out_dir/<name>.py``; never anywhere else (the name rule guarantees it)."""
+    check_name(name, "name")
+    target = out_dir / f"{name}.py"
+    if os.path.realpath(target.parent) != os.path.realpath(out_dir) or target.name != f"{name}.py":
+        raise OutputError(f"module name '{name}' would leave the output directory", str(out_dir))
+    return target
 
 
 def _out_dir(out: Path) -> Path:
@@ -109,13 +168,26 @@ def _print_check(result, as_json: bool) -> None:
     console.print("[green]PASSED[/green]" if result.passed else "[red]FAILED[/red]")
 
 
+_DIM_FLAG = re.compile(r"([^=]*)=([0-9]{1,12})", re.ASCII)
+
+
 def _parse_dims(dims: list[str] | None) -> dict[str, int]:
-    out = {}
+    """``--dim NAME=SIZE``: ASCII digits only, 1 to MAX_ELEMENTS."""
+    out: dict[str, int] = {}
     for d in dims or []:
-        name, _, size = d.partition("=")
-        if not size.isdigit() or int(size) < 1:
-            fail(BpcError(f"expected NAME=SIZE with a positive size, got {d!r}", "--dim"))
-        out[name] = int(size)
+        m = _DIM_FLAG.fullmatch(d)
+        if m is None or int(m.group(2)) < 1:
+            fail(BpcError(f"expected NAME=SIZE with a positive size in ASCII digits, got {d[:40]!r}", "--dim"))
+        name, size = m.group(1), int(m.group(2))
+        try:
+            check_name(name, "--dim")
+        except BpcError as e:
+            fail(e)
+        if size > MAX_ELEMENTS:
+            fail(BpcError(f"size {size:,} of '{name}' is over the limit of {MAX_ELEMENTS:,} elements", "--dim"))
+        if name in out:
+            fail(BpcError(f"'{name}' is given twice", "--dim"))
+        out[name] = size
     return out
 
 
@@ -134,6 +206,13 @@ def _check(
     unknown = sorted(set(dims or {}) - set(c.forward.dims))
     if unknown:
         fail(BpcError(f"the spec has no symbolic dim '{unknown[0]}'", "--dim"))
+    if dims:  # every value, at these sizes, within the limit of a declared shape
+        sizes = {**c.forward.dims, **dims}
+        for g in (c.joint, c.optimized):
+            for n in g.nx.nodes:
+                size = _static_size(g.shape(n), sizes)
+                if size > MAX_ELEMENTS:
+                    fail(BpcError(f"'{n}' would have {size:,} elements (limit {MAX_ELEMENTS:,})", "--dim"))
     # A progress bar when the finite-difference check is long (many elements).
     sizes = [_static_size(c.forward.shape(w), dims or c.forward.dims) for w in c.forward.wrt]
     max_elements = samples or None
@@ -165,13 +244,16 @@ def compile(
     check: bool = typer.Option(False, "--check", help="also check gradients by finite differences"),
     O0: bool = typer.Option(False, "-O0", help="turn all optimization passes off"),
     no_comments: bool = typer.Option(False, "--no-comments", help="terse code without comments"),
+    name: Optional[str] = typer.Option(None, "--name", help=NAME_HELP + "; one spec only"),
 ) -> None:
     """Compile each SPEC into OUT/<name>.py.
 
     Every spec is compiled before anything is written, so an error in one leaves
     the output directory untouched. Example: bpc compile examples/sigmoid_2_3_1.json --check
     """
-    compiled = [_compile(s, O0, not no_comments) for s in specs]
+    if name is not None and len(specs) != 1:
+        fail(BpcError("--name needs exactly one spec", "--name"))
+    compiled = [_compile(s, O0, not no_comments, name) for s in specs]
     names = [c.name for c in compiled]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -179,8 +261,9 @@ def compile(
     try:
         out_dir = _out_dir(out)
         for c in compiled:
-            write_atomic(out_dir / f"{c.name}.py", c.source)
-            typer.echo(f"wrote {out_dir / f'{c.name}.py'}")
+            target = _module_path(out_dir, c.name)
+            write_atomic(target, c.source)
+            typer.echo(f"wrote {target}")
     except BpcError as e:
         fail(e)
     except OSError as e:
@@ -194,20 +277,24 @@ def compile(
 @app.command()
 def check(
     spec: Path = typer.Argument(..., help="the network spec (JSON)"),
-    seed: Optional[int] = typer.Option(None, help="seed for init_params/example_inputs"),
+    seed: Optional[int] = typer.Option(
+        None, min=0, max=MAX_SEED, help="seed for init_params/example_inputs"
+    ),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     O0: bool = typer.Option(False, "-O0", help="check the unoptimized code"),
     dim: Optional[list[str]] = typer.Option(None, "--dim", help="size of a symbolic dim, e.g. batch=64"),
     samples: int = typer.Option(
-        256, "--samples", min=0, help="elements checked per tensor (a seeded random subset); 0: all"
+        256, "--samples", min=0, max=MAX_ELEMENTS, help="elements checked per tensor (a seeded random subset); 0: all"
     ),
+    name: Optional[str] = typer.Option(None, "--name", help=NAME_HELP),
 ) -> None:
     """Compile SPEC in memory, run it, compare gradients with finite differences.
 
     Exits 1 when a gradient is off. Example: bpc check examples/neuron.json
     """
-    c = _compile(spec, O0)
-    if not _check(c, seed, as_json, _parse_dims(dim), samples):
+    dims = _parse_dims(dim)
+    c = _compile(spec, O0, name=name)
+    if not _check(c, seed, as_json, dims, samples):
         raise typer.Exit(1)
 
 
@@ -218,6 +305,7 @@ def ir(
     fmt: Format = typer.Option(Format.text, "--format", help="text, json (node-link), dot, svg or png"),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="write to a file (needed for png)"),
     stats: bool = typer.Option(False, "--stats", help="node counts per op before/after passes"),
+    name: Optional[str] = typer.Option(None, "--name", help=NAME_HELP),
 ) -> None:
     """Print the IR of SPEC at a stage, as text, JSON, or a picture.
 
@@ -226,7 +314,7 @@ def ir(
     """
     from compiler import printing
 
-    c = _compile(spec)
+    c = _compile(spec, name=name)
     if stats:
         typer.echo(printing.stats(c.report), nl=False)
         return
@@ -264,6 +352,7 @@ def _render(c: Compiled, stage: str, fmt: str) -> str | bytes:
 def explain(
     spec: Path = typer.Argument(..., help="the network spec (JSON)"),
     wrt: str = typer.Option(..., "--wrt", help="the value to differentiate with respect to"),
+    name: Optional[str] = typer.Option(None, "--name", help=NAME_HELP),
 ) -> None:
     """Print the chain rule from the loss down to a value, path by path, with the
     NumPy line of each step and the generated code that computes the gradient.
@@ -273,8 +362,15 @@ def explain(
     from compiler.explain import explain as explain_chain
 
     try:
-        spec_obj, text = load_spec(spec)
-        spec_obj = spec_obj.model_copy(update={"wrt": [wrt]})
+        check_name(wrt, "--wrt")
+        if name is not None:
+            check_name(name, "--name")
+        text = read_text(spec)
+        data = parse_json(text, str(spec))
+        if is_ir_dump(data):
+            raise BpcError("explain takes a spec, not an IR dump", str(spec))
+        spec_obj = spec_from_data(data)
+        spec_obj = spec_obj.model_copy(update={"wrt": [wrt], **({"name": name} if name is not None else {})})
         c = compile_spec(spec_obj, spec_path=str(spec), spec_text=text)
         e = explain_chain(c.forward, wrt)
         e.generated = generated_lines(c.optimized, wrt)

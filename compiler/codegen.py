@@ -25,6 +25,7 @@ Output is deterministic: the same graph gives the same bytes.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import textwrap
@@ -35,7 +36,11 @@ import numpy as np
 
 from . import __version__
 from .ir import BACKWARD, FORWARD, Graph
-from .ops.registry import ATOM, EmitArgs, Expr, get_op, is_static, pyval
+from .ops.registry import get_op, is_float, is_static, pyval, sum_to_axes
+from .targets import NUMPY, Target
+from .targets.numpy import FLOAT_TYPES
+from .targets.pyexpr import NP, E, assign, augassign
+from .verify import verify_module
 
 SOURCES = ("input", "param")
 LINE = 88
@@ -47,42 +52,63 @@ class CodegenOptions:
     comments: bool = True
     free_threshold: int | None = 64  # elements; None: never emit del
     inplace_accumulate: bool = True
+    target: Target = NUMPY
 
 
 # ------------------------------------------------------------------ text helpers
 
 
-def _doc_text(text: str) -> str:
-    """Spec text made safe inside a triple-quoted docstring."""
-    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _wrap(text: str, width: int = 79) -> list[str]:
+    """Spec text as docstring lines: wrapped, non-printable characters as '?'.
+
+    The lines only ever reach source inside a string literal that
+    ``ast.unparse`` writes (see ``_docstring``), so no text can end it early.
+    """
     out: list[str] = []
     for para in text.split("\n"):
-        out += textwrap.wrap(para, width) or [""]
+        out += textwrap.wrap(_printable(para), width) or [""]
     while out and not out[-1]:
         out.pop()
     return out
 
 
+def _docstring(lines: list[str]) -> str:
+    """A module docstring as source: quoting and escapes by ``ast.unparse``."""
+    text = "\n".join(lines)
+    if len(lines) > 1:
+        text += "\n"
+    return ast.unparse(ast.Module([ast.Expr(ast.Constant(text))], []))
+
+
 def _comment_text(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
+    """Spec text as one comment line: no line breaks, nothing non-printable."""
+    return _printable(" ".join(text.split()))
 
 
-def _array_literal(a: np.ndarray) -> str:
+def _array_literal(a: np.ndarray, dtype: str = "f64") -> str:
+    """A literal array in ``dtype`` (labels: ints; float32: ``dtype=`` given)."""
+    num = int if dtype == "i64" else float
+    kw = ", dtype=np.float32" if dtype == "f32" else ""
     if a.ndim == 0:
-        return f"np.array({float(a)!r})"
+        return f"np.array({num(a)!r}{kw})"
     if a.size > 1 and np.all(a == a.flat[0]):  # a filled value: no long literal
-        return f"np.full({pyval(a.shape)}, {float(a.flat[0])!r})"
-    return f"np.array({_nested(a.tolist())})"
+        return f"np.full({pyval(a.shape)}, {num(a.flat[0])!r}{kw})"
+    return f"np.array({_nested(a.tolist(), num)}{kw})"
 
 
-def _nested(v) -> str:
+def _nested(v, num=float) -> str:
     if isinstance(v, list):
-        return "[" + ", ".join(_nested(x) for x in v) + "]"
-    return repr(float(v))
+        return "[" + ", ".join(_nested(x, num) for x in v) + "]"
+    return repr(num(v))
+
+
+def _as_dtype(expr: str, dtype: str) -> str:
+    """A float64 draw as the compile dtype (the same values, rounded)."""
+    return f"{expr}.astype(np.float32)" if dtype == "f32" else expr
 
 
 def _return_dict(prefix: str, m: dict[str, str]) -> str:
@@ -107,12 +133,13 @@ class _Emitter:
     def __init__(self, g: Graph, roots: list[str], opts: CodegenOptions):
         self.g = g
         self.opts = opts
+        self.target = opts.target
         self.roots = set(roots)
         nodes = g.ancestors(roots)
         self.order = [n for n in g.topo(nodes) if g.op(n) not in SOURCES]
         self.uses = {n: 0 for n in nodes}
         for n in self.order:
-            k = 2 if get_op(g.op(n)).reuses_operands else 1
+            k = 2 if g.op(n) in self.target.reuses_operands else 1
             for a in g.args(n):
                 self.uses[a] += k
         # Bound the nesting of inlined expressions (readability, and recursion
@@ -138,20 +165,32 @@ class _Emitter:
     def inlined(self, n: str) -> bool:
         return n not in self.forced and self._inlinable(n)
 
-    def expr(self, n: str, reads: set[str]) -> Expr:
+    def expr(self, n: str, reads: set[str]) -> E:
         g = self.g
         d = g.data(n)
         if d["op"] in SOURCES or not self.inlined(n):
             reads.add(n)
-            return Expr(n, ATOM, d["shape"])
+            return E.name(n, d["shape"])
         return self.rhs(n, reads)
 
-    def rhs(self, n: str, reads: set[str]) -> Expr:
+    def rhs(self, n: str, reads: set[str]) -> E:
         g = self.g
         d = g.data(n)
-        operands = [self.expr(a, reads) for a in g.args(n)]
-        e = get_op(d["op"]).emit(EmitArgs(operands, d["attrs"], d["shape"]))
-        return Expr(e.text, e.prec, d["shape"], e.literal)
+        operands, weak = [], []
+        for a in g.args(n):
+            r: set[str] = set()
+            operands.append(self.expr(a, r))
+            weak.append(not r)  # Python numbers only: no array gives it a dtype
+            reads |= r
+        if d["dtype"] != "f64" and is_float(d["dtype"]):
+            # Python floats are float64 once no array operand carries the
+            # compile dtype (np.where(c, 1.0, 0.5)): give the first one it.
+            vals = get_op(d["op"]).value_args(len(operands))
+            if vals and all(weak[i] for i in vals):
+                i = vals[0]
+                operands[i] = NP.attr(FLOAT_TYPES[d["dtype"]])(operands[i])
+        e = self.target.emit(d["op"], operands, d["attrs"], d["shape"], d["dtype"])
+        return E(e.node, d["shape"], e.literal)
 
     def _terms(self, n: str) -> list[str]:
         """Operands of a left-nested in-place-able accumulation chain."""
@@ -176,15 +215,22 @@ class _Emitter:
                 terms = self._terms(n)
                 if len(terms) >= 3 and all(g.shape(t) == d["shape"] for t in terms):
                     reads: set[str] = set()
-                    first = f"{self.expr(terms[0], reads).text} + {self.expr(terms[1], reads).text}"
-                    out.append(Stmt(n, f"{n} = {first}", reads, d["phase"], d["source"]))
+                    first = self.expr(terms[0], reads) + self.expr(terms[1], reads)
+                    out.append(Stmt(n, assign(n, first), reads, d["phase"], d["source"]))
                     for t in terms[2:]:
                         r: set[str] = set()
-                        out.append(Stmt(n, f"{n} += {self.expr(t, r).text}", r, d["phase"], d["source"]))
+                        text = augassign(n, "+", self.expr(t, r))
+                        out.append(Stmt(n, text, r, d["phase"], d["source"]))
                     continue
             reads = set()
-            text = self.rhs(n, reads).text
-            out.append(Stmt(n, f"{n} = {text}", reads, d["phase"], d["source"]))
+            e = self.rhs(n, reads)
+            if not reads and d["shape"] == ():
+                # A scalar computed from literals alone (the seed, a constant
+                # gradient) is kept as a NumPy scalar, never a Python float: it
+                # has .T and .copy() and a dtype, like every other value.
+                e = NP.attr(FLOAT_TYPES[d["dtype"]])(e)
+            text = assign(n, e)
+            out.append(Stmt(n, text, reads, d["phase"], d["source"]))
         return out
 
     def _freeable(self, n: str) -> bool:
@@ -343,17 +389,17 @@ def generate(g: Graph, opts: CodegenOptions | None = None) -> str:
     m = g.meta
     args = g.params + g.inputs
 
-    head = [f'"""Generated by bpc {__version__} from {_doc_text(m.spec_path)} (sha256 {m.spec_sha256[:16]}).']
+    sha = "".join(c for c in str(m.spec_sha256)[:16] if c in "0123456789abcdef")
+    head = [f"Generated by bpc {__version__} from {_printable(str(m.spec_path))} (sha256 {sha})."]
     head.append("")
     head.append("Do not edit: change the spec and run bpc compile again.")
     if m.description.strip():
         head.append("")
-        head += _wrap(_doc_text(m.description.strip()))
+        head += _wrap(m.description.strip())
     head += [
         "",
         "Call value_and_grad(**params, **inputs) for (loss, grads); see forward,",
         "init_params and example_inputs.",
-        '"""',
     ]
     top = []
 
@@ -384,10 +430,11 @@ def generate(g: Graph, opts: CodegenOptions | None = None) -> str:
 
     arg_doc = ["", "Args:"] + [f"    {_shape_doc(g, a)}" for a in args]
 
+    entry = _entry_casts(g, opts.target)
     fwd_roots = [g.loss] + list(g.outputs.values())
-    body = _Emitter(g, fwd_roots, opts).body()
+    body = entry + _Emitter(g, fwd_roots, opts).body()
     if g.outputs:
-        body.append(_return_dict(f"{g.loss}, ", g.outputs))
+        body.append(_return_dict(f"{g.loss}, ", _distinct(g, g.outputs)))
         returns = "(loss, outputs): outputs maps each name in OUTPUTS to its value."
     else:
         body.append(f"return {g.loss}")
@@ -395,13 +442,62 @@ def generate(g: Graph, opts: CodegenOptions | None = None) -> str:
     top.append(_function("forward", args, [f"Return {returns}"] + arg_doc, body))
 
     vg_roots = [g.loss] + list(g.grads.values())
-    body = _Emitter(g, vg_roots, opts).body()
-    body.append(_return_dict(f"{g.loss}, ", g.grads))
+    body = entry + _Emitter(g, vg_roots, opts).body()
+    body.append(_return_dict(f"{g.loss}, ", _distinct(g, g.grads)))
     doc = ["Return (loss, grads): grads maps each name in WRT to d loss / d name."] + arg_doc
     top.append(_function("value_and_grad", args, doc, body))
-    top.append(SELF_CHECK)
-    preamble = "\n".join(head) + "\n\nimport numpy as np\n\n" + top[0]
-    return "\n\n\n".join([preamble] + top[1:]) + "\n"
+    top.append(self_check_source(m.dtype))
+    preamble = _docstring(head) + "\n\n" + opts.target.import_line + "\n\n" + top[0]
+    source = "\n\n\n".join([preamble] + top[1:]) + "\n"
+    verify_module(source, templates(m.dtype))
+    return source
+
+
+def _entry_casts(g: Graph, target: Target) -> list[str]:
+    """``x = np.asarray(x, dtype=np.float64)`` for each float argument: int or
+    bool arrays (or lists) passed in compute, and differentiate, in floats."""
+    ftype = NP.attr(FLOAT_TYPES[g.meta.dtype])
+    lines = [assign(a, NP.asarray(E.name(a), dtype=ftype)) for a in g.params + g.inputs if is_float(g.dtype(a))]
+    if lines:
+        lines.insert(0, f"# Compute in {FLOAT_TYPES[g.meta.dtype]}, whatever arrays (ints, lists) come in.")
+    return lines
+
+
+# Ops whose NumPy spelling can return a view of an operand (read-only, for
+# broadcasts).
+VIEW_OPS = frozenset({"identity", "stop_gradient", "reshape", "transpose", "slice", "sum_to"})
+BROADCASTS = frozenset({"broadcast_to", "broadcast_like"})
+
+
+def _view_base(g: Graph, n: str) -> tuple[str, bool]:
+    """The value whose memory ``n`` may share, and whether ``n`` may be read-only."""
+    readonly = False
+    while True:
+        op = g.op(n)
+        if op in BROADCASTS:
+            readonly = True
+        elif op not in VIEW_OPS or (op == "sum_to" and not _reshapes(g, n)):
+            return n, readonly
+        n = g.args(n)[0]
+
+
+def _reshapes(g: Graph, n: str) -> bool:
+    src, dst = g.shape(g.args(n)[0]), g.shape(n)
+    lead, kept = sum_to_axes(src, dst)
+    return all(src[i] == 1 for i in lead + kept)
+
+
+def _distinct(g: Graph, m: dict[str, str]) -> dict[str, str]:
+    """Return expressions, copied where a result could share memory with an
+    argument or another result, or be a read-only broadcast view: every result
+    is a writable array of its own."""
+    out, bases = {}, {g.loss}
+    for k, v in m.items():
+        base, readonly = _view_base(g, v)
+        shared = base in bases or g.op(base) in SOURCES
+        out[k] = f"{v}.copy()" if shared or readonly else v
+        bases.add(base)
+    return out
 
 
 # Appended to every module: `python module.py` checks its own gradients.
@@ -451,6 +547,31 @@ SELF_CHECK = '''def _self_check(seed=0, step=1e-6, samples=200):
 
 if __name__ == "__main__":
     raise SystemExit(0 if _self_check() else 1)'''
+# Finite differences of a float32 computation need a larger step and looser
+# tolerances: rounding error grows as eps / step (eps = 1.2e-7 in float32).
+_F32_CHECK = {
+    "step=1e-6": "step=1e-3",
+    "within 1e-6 relative (+1e-8 absolute)": "within 1e-2 relative (+1e-4 absolute)",
+    "1e-6 * size + 1e-8 * scale": "1e-2 * size + 1e-4 * scale",
+}
+
+
+def self_check_source(dtype: str = "f64") -> str:
+    """The ``_self_check`` appendix for modules of ``dtype``."""
+    text = SELF_CHECK
+    if dtype == "f32":
+        for old, new in _F32_CHECK.items():
+            text = text.replace(old, new)
+    return text
+
+
+def templates(dtype: str = "f64") -> dict[str, str]:
+    """The fixed blocks of a module (for the output whitelist)."""
+    check, main = self_check_source(dtype).split("\n\n\nif __name__")
+    return {"_self_check": check, "__main__": "if __name__" + main}
+
+
+TEMPLATES = templates("f64")
 
 
 def _init_function(g: Graph) -> str:
@@ -458,33 +579,36 @@ def _init_function(g: Graph) -> str:
     items = []
     for p in g.params:
         shape = pyval(tuple(g.shape(p)))
+        dt = g.dtype(p)
+        kw = ", dtype=np.float32" if dt == "f32" else ""
         if p in g.values:
-            items.append(f"{json.dumps(p)}: {_array_literal(g.values[p])}")
+            items.append(f"{json.dumps(p)}: {_array_literal(g.values[p], dt)}")
             continue
         init = g.inits[p]
         kind = init.kind
         key = json.dumps(p)
         if kind == "zeros":
-            items.append(f"{key}: np.zeros({shape})")
+            items.append(f"{key}: np.zeros({shape}{kw})")
         elif kind == "ones":
-            items.append(f"{key}: np.ones({shape})")
+            items.append(f"{key}: np.ones({shape}{kw})")
         else:
             if init.seed is None:
                 uses_rng = True
                 rng = "rng"
             else:  # its own generator: fixed values
-                rng = f"np.random.default_rng({init.seed})"
+                rng = f"np.random.default_rng({int(init.seed)})"
             if kind == "normal":
-                items.append(f"{key}: {rng}.normal(0.0, {init.std!r}, size={shape})")
+                draw = f"{rng}.normal(0.0, {float(init.std)!r}, size={shape})"
             elif kind == "uniform":
-                items.append(f"{key}: {rng}.uniform({init.low!r}, {init.high!r}, size={shape})")
+                draw = f"{rng}.uniform({float(init.low)!r}, {float(init.high)!r}, size={shape})"
             elif kind == "glorot_uniform":
                 s = g.shape(p)
                 fan_in, fan_out = (s[-2], s[-1]) if len(s) >= 2 else (s[0] if s else 1, s[0] if s else 1)
                 limit = float(np.sqrt(6.0 / (fan_in + fan_out)))
-                items.append(f"{key}: {rng}.uniform({-limit!r}, {limit!r}, size={shape})")
+                draw = f"{rng}.uniform({-limit!r}, {limit!r}, size={shape})"
             else:
                 raise AssertionError(kind)
+            items.append(f"{key}: {_as_dtype(draw, dt)}")
     doc = [
         "Initial parameters: the spec's values, or its initializers drawn",
         "in declaration order from np.random.default_rng(seed) (an initializer",
@@ -492,7 +616,7 @@ def _init_function(g: Graph) -> str:
     ]
     body = ["rng = np.random.default_rng(seed)"] if uses_rng else []
     body.append(_explode("return {", items, "}", indent=4) or "return {" + ", ".join(items) + "}")
-    return _function("init_params", [f"seed={g.meta.seed}"], doc, body)
+    return _function("init_params", [f"seed={int(g.meta.seed)}"], doc, body)
 
 
 def _inputs_function(g: Graph) -> str:
@@ -501,15 +625,15 @@ def _inputs_function(g: Graph) -> str:
     for i in g.inputs:
         key = json.dumps(i)
         if i in g.values:
-            items.append(f"{key}: {_array_literal(g.values[i])}")
+            items.append(f"{key}: {_array_literal(g.values[i], g.dtype(i))}")
             continue
         uses_rng = True
         dims = [str(d) if isinstance(d, int) else f"dims[{json.dumps(d)}]" for d in g.shape(i)]
         shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
         if i in g.classes:
-            draw = f"rng.integers(0, {g.classes[i]}, size={shape}).astype(np.float64)"
+            draw = f"rng.integers(0, {int(g.classes[i])}, size={shape})"
         else:
-            draw = f"rng.standard_normal({shape})"
+            draw = _as_dtype(f"rng.standard_normal({shape})", g.dtype(i))
         items.append(f"{key}: {draw}")
     doc = [
         "Example inputs: the spec's values, or random draws from",

@@ -13,13 +13,18 @@ class BpcError(Exception):
     """A user mistake, reported in one line with where it is."""
 
     def __init__(self, message: str, location: str | None = None):
-        # One line, always: a newline in a message would break the contract.
-        self.message = " ".join(str(message).split())
-        self.location = location
+        # One line, always: a newline in a message would break the contract,
+        # and other control characters (terminal escapes) are shown escaped.
+        self.message = _printable(" ".join(str(message).split()))
+        self.location = None if location is None else _printable(str(location))
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
         return f"{self.location}: {self.message}" if self.location else self.message
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class SpecError(BpcError):

@@ -8,10 +8,17 @@ loss reaching X2 along path 1 is the gradient at l divided by X2", because
 ``l = log(X2)`` and log's rule is ``dx = g / x``. The gradient is the sum of
 the paths' last lines; it is followed by the generated code that computes it
 (where fan-out sums are shared, so it is shorter than the sum of paths).
+
+The output is bounded on any spec, and so is the time beyond compiling it: at
+most ``MAX_PATHS`` paths are listed (all are counted), each shows at most
+``MAX_STEPS`` steps from the loss down, ``MAX_TOTAL_STEPS`` over all paths,
+long node chains and statements are shortened, the generated code is cut to
+``MAX_GENERATED_LINES`` and the whole text to ``MAX_CHARS``; every cut says so.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -19,9 +26,19 @@ import networkx as nx
 from .autodiff import _fit
 from .errors import GraphError
 from .ir import BACKWARD, Graph
-from .ops.registry import ATOM, EmitArgs, Expr, V, get_op, pyval
+from .ops.registry import V, get_op, pyval
+from .pipeline import gc_paused
+from .targets import NUMPY
+from .targets.pyexpr import E
 
-MAX_PATHS = 64
+MAX_PATHS = 64  # paths listed (all are counted)
+MAX_STEPS = 100  # steps shown per path, from the loss down
+MAX_TOTAL_STEPS = 1000  # over all listed paths: later paths are counted only
+MAX_CHAIN = 40  # nodes named in a path's header before eliding the middle
+MAX_STATEMENT = 200  # characters of a forward statement quoted in a comment
+MAX_WIDTH = 120  # comments line up after code lines up to this long
+MAX_GENERATED_LINES = 200  # lines of generated code quoted
+MAX_CHARS = 1_000_000  # the whole text
 
 
 @dataclass
@@ -36,6 +53,7 @@ class Step:
 class PathExplanation:
     nodes: list[str]  # NAME ... loss
     steps: list[Step]
+    omitted: int = 0  # steps not shown (the path was cut after MAX_STEPS)
 
     @property
     def result(self) -> str:
@@ -54,7 +72,7 @@ class Explanation:
     def text(self) -> str:
         n = self.total_paths
         out = [
-            f"d {self.loss} / d {self.wrt} by the chain rule: {n} path{'s' if n != 1 else ''} "
+            f"d {self.loss} / d {self.wrt} by the chain rule: {_count(n)} path{'s' if n != 1 else ''} "
             f"from {self.wrt} to {self.loss}.",
             "",
             "Each line is a vector-Jacobian product: the gradient arriving at a value's",
@@ -63,46 +81,136 @@ class Explanation:
         ]
         for k, p in enumerate(self.paths, 1):
             pairs = list(zip(p.nodes[:-1], p.nodes[1:]))[::-1]
-            chain = " · ".join(f"d {v}/d {u}" for u, v in pairs)
-            out += ["", f"path {k}: {' -> '.join(p.nodes)}", f"  d {self.loss}/d {self.wrt} = {chain}"]
-            width = max(len(f"{s.target} = {s.code}") for s in p.steps)
+            chain = _elide([f"d {v}/d {u}" for u, v in pairs], " · ")
+            out += ["", f"path {k}: {_elide(p.nodes, ' -> ')}", f"  d {self.loss}/d {self.wrt} = {chain}"]
+            width = min(max(len(f"{s.target} = {s.code}") for s in p.steps), MAX_WIDTH)
             for s in p.steps:
                 line = f"{s.target} = {s.code}"
                 note = f"{s.statement}; {s.rule}" if s.statement else s.rule
                 out.append(f"  {line.ljust(width)}  # {note}")
+            if p.omitted:
+                shown = len(p.steps) - 1
+                out.append(f"  ... {p.omitted} more steps down to {self.wrt} not shown (this path is cut after {shown} steps)")
         if self.zero_paths:
             out.append(
                 f"\n({self.zero_paths} path{'s' if self.zero_paths != 1 else ''} through ops without "
                 "a gradient (stop_gradient, comparisons) contribute 0 and are not shown)"
             )
         if self.total_paths > len(self.paths) + self.zero_paths:
-            out.append(f"\n({self.total_paths - len(self.paths) - self.zero_paths} more paths not shown)")
-        total = " + ".join(p.result for p in self.paths)
-        out += ["", f"Sum over paths: grad_{self.wrt} = {total}"]
+            out.append(f"\n({_count(self.total_paths - len(self.paths) - self.zero_paths)} more paths not shown)")
+        cut = sum(1 for p in self.paths if p.omitted)
+        if cut:
+            out += ["", f"Sum over paths: grad_{self.wrt} is the sum of every path's last line "
+                    f"({cut} path{'s' if cut != 1 else ''} above {'are' if cut != 1 else 'is'} cut before it)"]
+        else:
+            total = " + ".join(p.result for p in self.paths)
+            out += ["", f"Sum over paths: grad_{self.wrt} = {total}"]
         if self.generated:
             out += ["", "The generated code that computes it (shared sub-sums computed once):"]
-            out += [f"  {ln}" if ln else "" for ln in self.generated]
-        return "\n".join(out) + "\n"
+            lines = self.generated
+            if len(lines) > MAX_GENERATED_LINES:
+                head, tail = MAX_GENERATED_LINES * 3 // 4, MAX_GENERATED_LINES // 4
+                skipped = len(lines) - head - tail
+                note = f"# ... {skipped} lines not shown (bpc compile writes them all)"
+                lines = lines[:head] + [note] + lines[-tail:]
+            out += [f"  {ln}" if ln else "" for ln in lines]
+        text = "\n".join(out) + "\n"
+        if len(text) > MAX_CHARS:
+            text = text[: text.rfind("\n", 0, MAX_CHARS) + 1]
+            text += f"(output cut at {MAX_CHARS:,} characters)\n"
+        return text
 
 
-def _render(g: Graph, n: str, names: set[str]) -> Expr:
+def _count(n: int) -> str:
+    """A path count; astronomically many (2**depth in residual nets) as 'about 1.6e+60'."""
+    if n < 10**15:
+        return str(n)
+    e = math.log10(n)
+    return f"about {10 ** (e - math.floor(e)):.1f}e+{math.floor(e)}"
+
+
+def _elide(items: list[str], sep: str) -> str:
+    """``items`` joined, the middle of a long list elided."""
+    if len(items) <= MAX_CHAIN:
+        return sep.join(items)
+    head, tail = items[: MAX_CHAIN // 2], items[-(MAX_CHAIN // 2 - 1):]
+    return sep.join(head + [f"... ({len(items) - len(head) - len(tail)} more)"] + tail)
+
+
+class _Names:
+    """The forward names plus one path's step names, without copying the former."""
+
+    def __init__(self, forward: set[str]):
+        self.forward = forward
+        self.steps: set[str] = set()
+
+    def __contains__(self, n: str) -> bool:
+        return n in self.forward or n in self.steps
+
+    def add(self, n: str) -> None:
+        self.steps.add(n)
+
+
+def _edge_paths(h: nx.MultiDiGraph, src: str, dst: str, limit: int) -> list[list[tuple]]:
+    """Up to ``limit`` edge paths from ``src`` to ``dst`` in the DAG ``h``, in the
+    depth-first order of ``nx.all_simple_edge_paths`` (which costs O(length)
+    per step: quadratic on a deep network's path; in a DAG every path is simple).
+    """
+    succ = h._succ  # (h.edges(n) builds a view whose setup is O(graph): quadratic)
+
+    def edges(n: str):
+        return ((n, v, k) for v, keys in succ[n].items() for k in keys)
+
+    out: list[list[tuple]] = []
+    path: list[tuple] = []
+    stack = [edges(src)]
+    while stack:
+        e = next(stack[-1], None)
+        if e is None:
+            stack.pop()
+            if path:
+                path.pop()
+            continue
+        if e[1] == dst:
+            out.append(path + [e])
+            if len(out) >= limit:
+                break
+            continue
+        path.append(e)
+        stack.append(edges(e[1]))
+    return out
+
+
+def _render(g: Graph, n: str, names: set[str]) -> E:
     if n in names:
-        return Expr(n, ATOM, g.shape(n))
+        return E.name(n, g.shape(n))
     d = g.data(n)
     operands = [_render(g, a, names) for a in g.args(n)]
-    e = get_op(d["op"]).emit(EmitArgs(operands, d["attrs"], d["shape"]))
-    return Expr(e.text, e.prec, d["shape"], e.literal)
+    e = NUMPY.emit(d["op"], operands, d["attrs"], d["shape"], d["dtype"])
+    return E(e.node, d["shape"], e.literal)
 
 
 def _statement(g: Graph, v: str) -> str:
     d = g.data(v)
     args = list(g.args(v))
     attrs = [f"{k}={pyval(x)}" for k, x in sorted(d["attrs"].items())]
-    return f"{v} = {d['op']}({', '.join(args + attrs)})"
+    text = f"{v} = {d['op']}({', '.join(args + attrs)})"
+    return text if len(text) <= MAX_STATEMENT else text[: MAX_STATEMENT - 4] + " ..."
 
 
-def explain(fwd: Graph, wrt: str, max_paths: int = MAX_PATHS) -> Explanation:
-    """Paths and per-step VJP lines for d loss / d wrt on a forward graph."""
+@gc_paused
+def explain(
+    fwd: Graph,
+    wrt: str,
+    max_paths: int = MAX_PATHS,
+    max_steps: int = MAX_STEPS,
+    max_total_steps: int = MAX_TOTAL_STEPS,
+) -> Explanation:
+    """Paths and per-step VJP lines for d loss / d wrt on a forward graph.
+
+    Lists at most ``max_paths`` paths, each cut after ``max_steps`` steps; once
+    ``max_total_steps`` steps are shown, the remaining paths are only counted.
+    """
     if wrt not in fwd:
         raise GraphError(f"unknown name '{wrt}'", "--wrt")
     loss = fwd.loss
@@ -116,11 +224,7 @@ def explain(fwd: Graph, wrt: str, max_paths: int = MAX_PATHS) -> Explanation:
     if wrt == loss:
         edge_paths = [[]]
     else:
-        edge_paths = []
-        for p in nx.all_simple_edge_paths(h, wrt, loss):
-            edge_paths.append(p)
-            if len(edge_paths) > max_paths:
-                break
+        edge_paths = _edge_paths(h, wrt, loss, max_paths + 1)
     total = len(edge_paths)
     if total > max_paths:  # count all paths without listing them (DAG dynamic programming)
         count = {loss: 1}
@@ -132,16 +236,27 @@ def explain(fwd: Graph, wrt: str, max_paths: int = MAX_PATHS) -> Explanation:
 
     paths = []
     dead = 0
+    # One copy for all paths (each adds its own d<k>_ nodes): a copy per path
+    # made explain quadratic on large graphs.
+    g = fwd.copy()
+    forward_names = set(g.nx.nodes)
+    budget = max_total_steps
     for idx, path in enumerate(edge_paths, 1):
-        g = fwd.copy()
-        forward_names = set(g.nx.nodes)
+        if budget <= 0:
+            break  # counted in "more paths not shown"
         prefix = f"d{idx}_" if len(edge_paths) > 1 else "d_"
         with g.context(phase=BACKWARD):
             cur = g.add("input", [], {"shape": g.shape(loss)}, name=g.fresh(f"{prefix}{loss}"), named=True)
         steps = [Step(cur, f"np.ones({pyval(tuple(g.shape(loss)))})" if g.shape(loss) else "1.0", "", f"seed: d {loss}/d {loss} = 1")]
-        names = forward_names | {cur}
+        names = _Names(forward_names)
+        names.add(cur)
         nodes = [loss]
-        for u, v, (k, pos) in reversed(path):
+        limit = min(max_steps, budget)
+        omitted = 0
+        for i, (u, v, (k, pos)) in enumerate(reversed(path)):
+            if i == limit:
+                omitted = len(path) - i
+                break
             d = g.data(v)
             opdef = get_op(d["op"])
             with g.context(phase=BACKWARD, origin=v):
@@ -150,7 +265,7 @@ def explain(fwd: Graph, wrt: str, max_paths: int = MAX_PATHS) -> Explanation:
                     break
                 ct = _fit(cts[pos], V(g, u))
             target = g.fresh(f"{prefix}{u}")
-            code = _render(g, ct.name, names).text
+            code = _render(g, ct.name, names).source()
             with g.context(phase=BACKWARD):
                 cur = g.add("input", [], {"shape": g.shape(u)}, name=target, named=True)
             names.add(cur)
@@ -158,6 +273,12 @@ def explain(fwd: Graph, wrt: str, max_paths: int = MAX_PATHS) -> Explanation:
             nodes.append(u)
         else:
             paths.append(PathExplanation(list(reversed(nodes)), steps))
+            budget -= len(steps) - 1
+            continue
+        if omitted:
+            full = [path[0][0]] + [v for _, v, _ in path] if path else [loss]
+            paths.append(PathExplanation(full, steps, omitted))
+            budget -= len(steps) - 1
             continue
         dead += 1
     return Explanation(loss, wrt, paths, total, zero_paths=dead)

@@ -85,6 +85,8 @@ def _check(node: ast.AST, where: str, names: list, depth: int) -> None:
     elif isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise _err(f"only numbers are allowed as literals, got {node.value!r:.30}", where, node)
+        if abs(node.value) > 1e308 or node.value != node.value:  # 1e400 is inf; 10**400 no float
+            raise _err("number out of range (literals are finite 64-bit floats)", where, node)
     elif isinstance(node, ast.BinOp):
         if type(node.op) not in _BINOPS and not isinstance(node.op, ast.Pow):
             raise _err(f"operator {type(node.op).__name__} is not allowed", where, node)

@@ -5,7 +5,9 @@ it can be used as a variable in generated code), and its data holds:
 
 ``op``      registered op name (see :mod:`compiler.ops`)
 ``shape``   static shape, a tuple of ints
-``dtype``   element type name (``"f64"``)
+``dtype``   element type: ``"f64"``/``"f32"`` (the compile dtype), ``"bool"``
+            (comparisons, masks) or ``"i64"`` (class labels, sizes), from
+            each op's dtype rule
 ``attrs``   the op's attributes (a dict of JSON-like values)
 ``phase``   ``"forward"`` or ``"backward"`` (adjoint)
 ``source``  where in the spec the value came from (``"nodes[3]"``), or None
@@ -34,6 +36,7 @@ from typing import Any, Iterator
 import networkx as nx
 
 from .errors import GraphError, ShapeError
+from .ops.registry import DTYPES
 
 MAX_ELEMENTS = 100_000_000  # per value (static dims): a spec cannot ask for more
 
@@ -147,12 +150,24 @@ class Graph:
         name: str | None = None,
         named: bool = False,
         hint: str | None = None,
+        dtype: str | None = None,
     ) -> str:
-        """Add a node; its shape comes from the op's shape rule."""
+        """Add a node; its shape and dtype come from the op's rules.
+
+        ``dtype`` is given for sources (inputs, params) only. An op that
+        computes in floats but gets no float operand gets one cast first (a
+        ``cast`` node): bool masks and int labels never meet in bool or int
+        arithmetic.
+        """
         from .ops import get_op
 
         opdef = get_op(op)
         attrs = opdef.normalize_attrs(dict(attrs or {}), self._ctx.source)
+        args = list(args)
+        k = opdef.needs_cast([self.dtype(a) for a in args])
+        if k is not None:
+            with self.context(prefix=None):
+                args[k] = self.add("cast", [args[k]], {"dtype": self.meta.dtype}, hint=f"{args[k]}_f")
         shapes = [self.shape(a) for a in args]
         shape = opdef.infer_shape(shapes, attrs, self._ctx.source)
         if opdef.decompose is not None:
@@ -168,12 +183,14 @@ class Graph:
             name = self.fresh(hint or (f"{prefix}_{op}" if prefix else op))
         elif name in self.nx:
             raise GraphError(f"duplicate name '{name}'", self._ctx.source)
+        if dtype is None:
+            dtype = opdef.infer_dtype([self.dtype(a) for a in args], attrs, self.meta.dtype)
         self._seq += 1
         self.nx.add_node(
             name,
             op=op,
             shape=tuple(shape),
-            dtype=self.meta.dtype,
+            dtype=dtype,
             attrs=attrs,
             phase=self._ctx.phase,
             source=self._ctx.source,
@@ -231,6 +248,9 @@ class Graph:
 
     def shape(self, name: str) -> tuple[int, ...]:
         return self.nx.nodes[name]["shape"]
+
+    def dtype(self, name: str) -> str:
+        return self.nx.nodes[name]["dtype"]
 
     def attrs(self, name: str) -> dict[str, Any]:
         return self.nx.nodes[name]["attrs"]
@@ -368,6 +388,15 @@ class Graph:
             shape = opdef.infer_shape([self.shape(a) for a in args], d["attrs"], None)
             if tuple(shape) != d["shape"]:
                 raise AssertionError(f"{n}: shape {d['shape']} != rule {shape}")
+            if d["dtype"] not in DTYPES:
+                raise AssertionError(f"{n}: unknown dtype {d['dtype']!r}")
+            if args:
+                dtypes = [self.dtype(a) for a in args]
+                if opdef.needs_cast(dtypes) is not None:
+                    raise AssertionError(f"{n}: {d['op']} of {dtypes} needs a cast")
+                dtype = opdef.infer_dtype(dtypes, d["attrs"], self.meta.dtype)
+                if dtype != d["dtype"]:
+                    raise AssertionError(f"{n}: dtype {d['dtype']} != rule {dtype}")
         for r in self.roots():
             if r not in self.nx:
                 raise AssertionError(f"root {r} missing")

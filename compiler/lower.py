@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import networkx as nx
 
 from . import expr
 from .errors import GraphError, SpecError, path
 from .ir import MAX_ELEMENTS, Graph, Meta
-from .ops.registry import all_ops, get_op
+from .names import module_name_from_file
+from .ops.registry import INT, all_ops, get_op, is_float
 from .spec import (
     MLP,
     Initializer,
@@ -59,11 +58,17 @@ def op_node_text(n: OpNode) -> str:
 
 
 def module_name(spec: Spec, spec_path: str | None) -> str:
+    """The module name: the spec's ``name`` (or ``--name``), else the file's stem.
+
+    Either follows the name rule of :mod:`compiler.names` (the module is written
+    to ``<name>.py``); a file name that breaks it is an error suggesting
+    ``--name``. A spec compiled from memory (no file) is ``model``.
+    """
     if spec.name is not None:
         return check_name(spec.name, "name")
-    stem = Path(spec_path).stem if spec_path else "model"
-    stem = re.sub(r"[^A-Za-z0-9_]", "_", stem) or "model"
-    return stem if stem[0].isalpha() else f"m_{stem}"
+    if not spec_path or (spec_path.startswith("<") and spec_path.endswith(">")):
+        return "model"
+    return module_name_from_file(spec_path)
 
 
 def expand_mlp(m: MLP) -> tuple[list[TensorDecl], list[TensorDecl], list[tuple[str, str]], str]:
@@ -223,7 +228,9 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
             for x in symbolic:
                 g.dims.setdefault(x, spec.dims.get(x, 1))
             with g.context(source=where):
-                g.add(role, [], {"shape": shape}, name=d.name, named=True)
+                # Class labels are integers; everything else computes in floats.
+                dtype = INT if d.classes is not None and role == "input" else None
+                g.add(role, [], {"shape": shape}, name=d.name, named=True, dtype=dtype)
             (g.inputs if role == "input" else g.params).append(d.name)
             if d.doc:
                 g.docs[d.name] = d.doc
@@ -255,6 +262,7 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
     # ---- roles
     if loss is None:
         raise SpecError("missing required key 'loss' (the name of the loss value)", "spec")
+    check_name(loss, "loss")
     if loss not in g:
         raise SpecError(f"unknown name '{loss}'", "loss")
     if not all(isinstance(x, int) for x in g.shape(loss)) or math.prod(g.shape(loss)) != 1:
@@ -262,6 +270,8 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
             f"the loss must have exactly one element, '{loss}' has shape {list(g.shape(loss))}",
             "loss",
         )
+    if not is_float(g.dtype(loss)):
+        raise GraphError(f"the loss must be a float value, '{loss}' is {_kind(g.dtype(loss))}", "loss")
     # Declared label inputs must match the classes of the one-hot they feed.
     for name, classes in g.classes.items():
         for user, _ in g.users(name):
@@ -277,6 +287,7 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
             raise SpecError(f"no input has a dim named '{k}'", path("dims", k))
     g.loss = loss
     for i, o in enumerate(spec.outputs):
+        check_name(o, path("outputs", i))
         if o not in g:
             raise SpecError(f"unknown name '{o}'", path("outputs", i))
         if o in g.outputs or o == loss:
@@ -290,12 +301,19 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
     seen: set[str] = set()
     for i, w in enumerate(wrt):
         where = path("wrt", i)
+        check_name(w, where)
         if w not in g:
             raise SpecError(f"unknown name '{w}'", where)
         if w in seen:
             raise SpecError(f"'{w}' is listed twice", where)
+        if not is_float(g.dtype(w)):
+            raise GraphError(f"'{w}' is {_kind(g.dtype(w))}: it has no gradient", where)
         if w not in depends:
             raise GraphError(f"the loss '{loss}' does not depend on '{w}'", where)
         seen.add(w)
         g.wrt.append(w)
     return g
+
+
+def _kind(dtype: str) -> str:
+    return {"bool": "a bool value (a comparison)", "i64": "an integer value (labels)"}.get(dtype, dtype)

@@ -141,51 +141,20 @@ def is_ir_dump(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("graph"), dict) and "bpc_ir" in data["graph"]
 
 
-def from_json(data: dict) -> tuple[Graph, str]:
-    """Rebuild a graph from ``to_json`` output. Returns (graph, stage)."""
-    import numpy as np
+def from_json(data: Any, name: str | None = None) -> tuple[Graph, str]:
+    """Rebuild a graph from ``to_json`` output. Returns (graph, stage).
 
-    from .errors import SpecError
-    from .ir import Meta
-    from .ops import get_op
-    from .spec import Initializer
+    A dump is untrusted input, like a spec: it is validated field by field
+    (:mod:`compiler.dumps`) and verified; every problem is a SpecError with
+    its location (``nodes[3].id``, ``graph.meta.seed``). ``name`` replaces the
+    module name (``bpc compile --name``).
+    """
+    from .dumps import load
+    from .names import check_name
 
-    try:
-        gd = data["graph"]
-        g = Graph(Meta(**gd["meta"]))
-        for nd in data["nodes"]:
-            attrs = get_op(nd["op"]).normalize_attrs(dict(nd["attrs"]), nd.get("source"))
-            g.nx.add_node(
-                nd["id"],
-                op=nd["op"],
-                shape=tuple(nd["shape"]),
-                dtype=nd["dtype"],
-                attrs=attrs,
-                phase=nd["phase"],
-                source=nd["source"],
-                origin=nd["origin"],
-                named=nd["named"],
-                seq=nd["seq"],
-                **({"accum": True} if nd.get("accum") else {}),
-            )
-        for e in data["edges"]:
-            g.nx.add_edge(e["source"], e["target"], pos=e["pos"])
-        g.params, g.inputs = list(gd["params"]), list(gd["inputs"])
-        g.loss, g.wrt = gd["loss"], list(gd["wrt"])
-        g.outputs = {k: v for k, v in gd["outputs"]}
-        g.grads = {k: v for k, v in gd["grads"]}
-        g.values = {k: np.asarray(v, dtype=np.float64) for k, v in gd["values"].items()}
-        g.inits = {k: Initializer(**v) for k, v in gd["inits"].items()}
-        g.docs, g.source_text = dict(gd["docs"]), dict(gd["source_text"])
-        g.dims, g.classes = {k: v for k, v in gd["dims"]}, dict(gd["classes"])
-        g._reserved, g._counters, g._seq = set(gd["reserved"]), dict(gd["counters"]), gd["next_seq"]
-        stage = gd["stage"]
-    except (KeyError, TypeError, ValueError) as e:
-        raise SpecError(f"not a valid bpc IR dump ({type(e).__name__}: {e})", "graph") from None
-    try:
-        g.verify()
-    except AssertionError as e:
-        raise SpecError(f"IR dump fails verification: {e}", "graph") from None
+    g, stage = load(data)
+    if name is not None:
+        g.meta.name = check_name(name, "--name")
     return g, stage
 
 

@@ -19,30 +19,36 @@ from these models (``python -m compiler.spec --schema``).
 from __future__ import annotations
 
 import json
-import keyword
 import math
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
+    PlainValidator,
     StrictBool,
     StrictInt,
     Tag,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 
-from .errors import SpecError, path
+from .errors import SpecError
+from .names import MAX_NAME_LENGTH, NAME_PATTERN, check_name, display, name_problem
 
-# Names that user text may not take because generated code refers to them.
-RESERVED_NAMES = frozenset({"np", "numpy"})
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-MAX_NAME_LENGTH = 64
+__all__ = ["MAX_NAME_LENGTH", "check_name"]  # re-exported: the rule lives in compiler.names
+
+MAX_SEED = 2**63 - 1
+MAX_CLASSES = 100_000_000
+MAX_DIM_SIZE = 1_000_000  # example size of a symbolic dim
 
 
 class _Model(BaseModel):
@@ -56,7 +62,7 @@ class Initializer(_Model):
     std: float = Field(1.0, gt=0, description="standard deviation for 'normal'", allow_inf_nan=False)
     low: float = Field(-1.0, description="lower bound for 'uniform'", allow_inf_nan=False)
     high: float = Field(1.0, description="upper bound for 'uniform'", allow_inf_nan=False)
-    seed: Optional[Annotated[StrictInt, Field(ge=0)]] = Field(
+    seed: Optional[Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]] = Field(
         None,
         description="a seed of this initializer's own: its values are then fixed, whatever "
         "seed init_params is given (default: draw from init_params' generator)",
@@ -70,14 +76,42 @@ class Initializer(_Model):
 
 
 Dim = Annotated[StrictInt, Field(ge=1)]
-SymDim = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")]
+
+
+def _valid_name(v: str) -> str:
+    problem = name_problem(v)
+    if problem is not None:
+        raise ValueError(problem)
+    return v
+
+
+def _shape_entry(v: Any) -> Any:
+    """A size (a positive int) or a symbolic dim name (the name rule)."""
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise ValueError("expected a positive size or a dim name")
+    if isinstance(v, int):
+        if v < 1:
+            raise ValueError("a size must be greater than or equal to 1")
+        return v
+    return _valid_name(v)
+
+
+_NAME_SCHEMA = {"type": "string", "pattern": f"^{NAME_PATTERN}$", "maxLength": MAX_NAME_LENGTH}
+# A name following the rule of compiler.names (checked by a validator; the
+# schema's pattern is the rule's shape, without the reserved words).
+Name = Annotated[str, AfterValidator(_valid_name), WithJsonSchema(_NAME_SCHEMA)]
+ShapeEntry = Annotated[
+    Union[int, str],
+    PlainValidator(_shape_entry),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1}, _NAME_SCHEMA]}),
+]
 
 
 class TensorDecl(_Model):
     """An input or a parameter: a named array of a fixed shape."""
 
     name: str
-    shape: list[Union[Dim, SymDim]] = Field(
+    shape: list[ShapeEntry] = Field(
         description="array shape; [] for a scalar; inputs may use a named (symbolic) "
         "dimension such as \"batch\" whose size is set at run time"
     )
@@ -87,7 +121,7 @@ class TensorDecl(_Model):
         "(a flat list of the same size is accepted and reshaped)",
     )
     init: Initializer | None = Field(None, description="named initializer (params)")
-    classes: Dim | None = Field(
+    classes: Annotated[StrictInt, Field(ge=1, le=MAX_CLASSES)] | None = Field(
         None, description="inputs holding integer class labels in [0, classes): example "
         "inputs draw labels instead of normal values"
     )
@@ -132,7 +166,7 @@ class MLP(_Model):
         "index", description="softmax_cross_entropy targets: integer class labels or one-hot rows"
     )
     layout: Literal["row", "column"] = "row"
-    batch: Union[Dim, SymDim] = 1
+    batch: ShapeEntry = 1
     bias: StrictBool = True
     input: str = "x"
     target: str = "y"
@@ -158,8 +192,8 @@ class Spec(_Model):
     wrt: list[str] | None = Field(
         None, description="names to differentiate; default: every param"
     )
-    seed: StrictInt = Field(0, ge=0, description="default seed of init_params")
-    dims: dict[str, Annotated[StrictInt, Field(ge=1, le=1_000_000)]] = Field(
+    seed: StrictInt = Field(0, ge=0, le=MAX_SEED, description="default seed of init_params")
+    dims: dict[Name, Annotated[StrictInt, Field(ge=1, le=MAX_DIM_SIZE)]] = Field(
         default_factory=dict,
         description="example sizes of symbolic dims, used by example_inputs (default 1)",
     )
@@ -172,10 +206,84 @@ def _reject_constant(token: str) -> float:
     raise ValueError(f"{token} is not a valid JSON number")
 
 
+_IDENT_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+
+
+def json_path(parts) -> str:
+    """A location from JSON path parts, always one printable line.
+
+    Keys that are not plain identifiers (user keys: a dims name, a dump's
+    values key) are quoted and escaped: ``dims["a\\n"]``.
+    """
+    out = ""
+    for p in parts:
+        if isinstance(p, int) and not isinstance(p, bool):
+            out += f"[{p}]"
+        elif isinstance(p, str) and _IDENT_KEY.fullmatch(p) and len(p) <= 64:
+            out += ("." if out else "") + p
+        else:
+            key = json.dumps(str(p))
+            if len(key) > 40:
+                key = key[:36] + '..."'
+            out += f"[{key}]"
+    return out
+
+
+# JSON numbers bpc refuses: integers of more than 300 digits (no float holds
+# them) and floats that overflow to infinity (1e400).
+MAX_JSON_INT_DIGITS = 300
+_SUSPICIOUS_NUMBER = re.compile(r"\d{%d,}|[eE][+-]?\d{3,}" % (MAX_JSON_INT_DIGITS + 1))
+
+
+class _OutOfRange:
+    """Stands for an out-of-range JSON number while its location is found."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: str):
+        self.token = token
+
+
+def _find(obj: Any, parts: tuple = ()) -> tuple | None:
+    stack = [(obj, parts)]
+    while stack:
+        o, at = stack.pop()
+        if isinstance(o, _OutOfRange):
+            return at
+        if isinstance(o, dict):
+            stack.extend((v, at + (k,)) for k, v in reversed(list(o.items())))
+        elif isinstance(o, list):
+            stack.extend((v, at + (i,)) for i, v in reversed(list(enumerate(o))))
+    return None
+
+
 def parse_json(text: str, source: str = "spec") -> Any:
-    """Parse JSON text; errors carry the line and column."""
+    """Parse JSON text; errors carry the line and column (or the JSON path).
+
+    NaN/Infinity tokens, integers of more than 300 digits and floats that
+    overflow (``1e400``) are errors: every number bpc reads is a finite float.
+    """
+    source = display(source)
+    out_of_range: list[str] = []
+    hooks: dict[str, Any] = {}
+    if _SUSPICIOUS_NUMBER.search(text):  # rare: parse with checking hooks
+
+        def parse_int(s: str) -> Any:
+            if len(s.lstrip("-")) > MAX_JSON_INT_DIGITS:
+                out_of_range.append(s)
+                return _OutOfRange(s)
+            return int(s)
+
+        def parse_float(s: str) -> Any:
+            f = float(s)
+            if not math.isfinite(f):
+                out_of_range.append(s)
+                return _OutOfRange(s)
+            return f
+
+        hooks = {"parse_int": parse_int, "parse_float": parse_float}
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, **hooks)
     except json.JSONDecodeError as e:
         raise SpecError(
             f"invalid JSON: {e.msg}", f"{source}: line {e.lineno}, column {e.colno}"
@@ -184,23 +292,36 @@ def parse_json(text: str, source: str = "spec") -> Any:
         raise SpecError(f"invalid JSON: {e}", source) from None
     except RecursionError:
         raise SpecError("invalid JSON: nested too deeply", source) from None
+    if out_of_range:
+        token = out_of_range[0]
+        shown = token if len(token) <= 24 else f"{token[:12]}...({len(token)} characters)"
+        at = _find(data)
+        raise SpecError(
+            f"number {shown} is out of range (bpc reads numbers as finite 64-bit floats)",
+            json_path(at) if at else source,
+        )
+    return data
 
 
-def _format_validation_error(err: ValidationError) -> SpecError:
+def _format_validation_error(err: ValidationError, top: str = "spec") -> SpecError:
     errors = err.errors()
     # Prefer the most specific error (deepest location).
     e = max(errors, key=lambda x: len(x["loc"]))
     loc = [p for p in e["loc"] if p not in _UNION_TAGS]
-    where = path(*loc) if loc else "spec"
     msg = e["msg"]
+    if loc and loc[-1] == "[key]":  # a dict key: the location names the key
+        loc = loc[:-1]
+    where = json_path(loc) if loc else top
     if e["type"] == "extra_forbidden":
-        msg = f"unknown key '{loc[-1]}'"
-        where = path(*loc[:-1]) if len(loc) > 1 else "spec"
+        msg = f"unknown key {display(loc[-1], 40)!r}"
+        where = json_path(loc[:-1]) if len(loc) > 1 else top
     elif e["type"] == "missing":
         msg = f"missing required key '{loc[-1]}'"
-        where = path(*loc[:-1]) if len(loc) > 1 else "spec"
+        where = json_path(loc[:-1]) if len(loc) > 1 else top
     elif e["type"] == "literal_error":
-        msg = f"expected {e['ctx'].get('expected')}, got {e['input']!r}"
+        msg = f"expected {e['ctx'].get('expected')}, got {display(repr(e['input']), 60)}"
+    elif e["type"] == "value_error" and "error" in e.get("ctx", {}):
+        msg = str(e["ctx"]["error"])
     return SpecError(msg, where)
 
 
@@ -211,25 +332,55 @@ def spec_from_data(data: Any) -> Spec:
         return Spec.model_validate(data)
     except ValidationError as e:
         raise _format_validation_error(e) from None
+    except RecursionError:
+        raise SpecError("nested too deeply", "spec") from None
 
 
 MAX_SPEC_BYTES = 64 * 1024 * 1024
+_BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
 
 
-def read_text(file: str | Path) -> str:
-    p = Path(file)
+def read_text(file: str | Path, what: str = "spec") -> str:
+    """The text of a spec (or IR dump) file: a regular file of UTF-8 text.
+
+    Only regular files are read (a device such as /dev/zero or a FIFO is an
+    error, never a hang), at most MAX_SPEC_BYTES, whatever the file system
+    says its size is. A UTF-8 byte order mark is skipped.
+    """
+    name = os.fspath(file)
+    shown = display(name)
+    limit = MAX_SPEC_BYTES
     try:
-        if p.is_dir():
-            raise SpecError("is a directory, expected a spec file", str(file))
-        if p.stat().st_size > MAX_SPEC_BYTES:
-            raise SpecError(f"spec larger than {MAX_SPEC_BYTES // 2**20} MiB", str(file))
-        return p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError("no such file", str(file)) from None
-    except UnicodeDecodeError as e:
-        raise SpecError(f"not UTF-8 text ({e.reason} at byte {e.start})", str(file)) from None
+        st = os.stat(name)
+        if stat.S_ISDIR(st.st_mode):
+            raise SpecError(f"is a directory, expected a {what} file", shown)
+        if not stat.S_ISREG(st.st_mode):
+            raise SpecError(f"not a regular file (a device, FIFO or socket), expected a {what} file", shown)
+        if st.st_size > limit:
+            raise SpecError(f"{what} larger than {limit // 2**20} MiB", shown)
+        # O_NONBLOCK: should the path become a FIFO after the check, open does not wait.
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise SpecError(f"not a regular file, expected a {what} file", shown)
+            data = f.read(limit + 1)
+    except (FileNotFoundError, NotADirectoryError):
+        raise SpecError("no such file", shown) from None
+    except ValueError:  # e.g. an embedded NUL in the path
+        raise SpecError("invalid file name", shown) from None
     except OSError as e:
-        raise SpecError(f"cannot read spec: {e.strerror}", str(file)) from None
+        raise SpecError(f"cannot read {what}: {e.strerror or e}", shown) from None
+    if len(data) > limit:
+        raise SpecError(f"{what} larger than {limit // 2**20} MiB", shown)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    for bom, enc in _BOMS.items():
+        if data.startswith(bom):
+            raise SpecError(f"not UTF-8 text (a {enc} byte order mark): save the file as UTF-8", shown)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"not UTF-8 text ({e.reason} at byte {e.start})", shown) from None
 
 
 def load_spec(file: str | Path) -> tuple[Spec, str]:
@@ -237,21 +388,6 @@ def load_spec(file: str | Path) -> tuple[Spec, str]:
     text = read_text(file)
     spec = spec_from_data(parse_json(text, str(file)))
     return spec, text
-
-
-def check_name(name: str, where: str) -> str:
-    """A user name becomes a Python identifier in generated code: check it."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise SpecError(
-            f"invalid name {name!r}: expected a letter followed by letters, "
-            "digits or '_' (ASCII)",
-            where,
-        )
-    if len(name) > MAX_NAME_LENGTH:
-        raise SpecError(f"name longer than {MAX_NAME_LENGTH} characters", where)
-    if keyword.iskeyword(name) or name in RESERVED_NAMES:
-        raise SpecError(f"name {name!r} is reserved", where)
-    return name
 
 
 MAX_LITERAL_ELEMENTS = 1_000_000
@@ -279,6 +415,8 @@ def literal_array(value: Any, shape: tuple[int, ...], where: str):
                 check(x, depth + 1)
         elif isinstance(v, bool) or not isinstance(v, (int, float)):
             raise bad(f"expected a number or a list of numbers, got {v!r:.40}")
+        elif isinstance(v, int) and abs(v) > 1e308:
+            raise bad("number out of range (bpc reads numbers as finite 64-bit floats)")
         elif not math.isfinite(v):
             raise bad("NaN and infinity are not allowed in values")
 

@@ -73,6 +73,16 @@ def forward(We1, be1, We2, be2, Wd1, bd1, Wd2, bd2, x):
         bd2: array of shape (16,)
         x: array of shape ('batch', 16)
     """
+    # Compute in float64, whatever arrays (ints, lists) come in.
+    We1 = np.asarray(We1, dtype=np.float64)
+    be1 = np.asarray(be1, dtype=np.float64)
+    We2 = np.asarray(We2, dtype=np.float64)
+    be2 = np.asarray(be2, dtype=np.float64)
+    Wd1 = np.asarray(Wd1, dtype=np.float64)
+    bd1 = np.asarray(bd1, dtype=np.float64)
+    Wd2 = np.asarray(Wd2, dtype=np.float64)
+    bd2 = np.asarray(bd2, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
     h1 = np.tanh(x @ We1 + be1)
     code = np.tanh(h1 @ We2 + be2)
     del h1
@@ -98,6 +108,16 @@ def value_and_grad(We1, be1, We2, be2, Wd1, bd1, Wd2, bd2, x):
         bd2: array of shape (16,)
         x: array of shape ('batch', 16)
     """
+    # Compute in float64, whatever arrays (ints, lists) come in.
+    We1 = np.asarray(We1, dtype=np.float64)
+    be1 = np.asarray(be1, dtype=np.float64)
+    We2 = np.asarray(We2, dtype=np.float64)
+    be2 = np.asarray(be2, dtype=np.float64)
+    Wd1 = np.asarray(Wd1, dtype=np.float64)
+    bd1 = np.asarray(bd1, dtype=np.float64)
+    Wd2 = np.asarray(Wd2, dtype=np.float64)
+    bd2 = np.asarray(bd2, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
     h1 = np.tanh(x @ We1 + be1)
     code = np.tanh(h1 @ We2 + be2)
     h2 = np.tanh(code @ Wd1 + bd1)

@@ -64,6 +64,15 @@ def forward(w1, b1, w2, b2, w3, b3, x, y):
         x: array of shape (1, 2)
         y: array of shape (1, 1)
     """
+    # Compute in float64, whatever arrays (ints, lists) come in.
+    w1 = np.asarray(w1, dtype=np.float64)
+    b1 = np.asarray(b1, dtype=np.float64)
+    w2 = np.asarray(w2, dtype=np.float64)
+    b2 = np.asarray(b2, dtype=np.float64)
+    w3 = np.asarray(w3, dtype=np.float64)
+    b3 = np.asarray(b3, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
     z1 = x @ w1 + b1
     h1 = np.exp(-np.logaddexp(0.0, -z1))
     z2 = h1 @ w2 + b2
@@ -86,6 +95,15 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
         x: array of shape (1, 2)
         y: array of shape (1, 1)
     """
+    # Compute in float64, whatever arrays (ints, lists) come in.
+    w1 = np.asarray(w1, dtype=np.float64)
+    b1 = np.asarray(b1, dtype=np.float64)
+    w2 = np.asarray(w2, dtype=np.float64)
+    b2 = np.asarray(b2, dtype=np.float64)
+    w3 = np.asarray(w3, dtype=np.float64)
+    b3 = np.asarray(b3, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
     z1 = x @ w1 + b1
     h1 = np.exp(-np.logaddexp(0.0, -z1))
     z2 = h1 @ w2 + b2

@@ -53,7 +53,7 @@ def example_inputs(seed=0, dims=None):
     rng = np.random.default_rng(seed)
     return {
         "x": rng.standard_normal((dims["batch"], 784)),
-        "y": rng.integers(0, 10, size=(dims["batch"],)).astype(np.float64),
+        "y": rng.integers(0, 10, size=(dims["batch"],)),
     }
 
 
@@ -70,6 +70,14 @@ def forward(w1, b1, w2, b2, w3, b3, x, y):
         x: array of shape ('batch', 784)
         y: array of shape ('batch',)
     """
+    # Compute in float64, whatever arrays (ints, lists) come in.
+    w1 = np.asarray(w1, dtype=np.float64)
+    b1 = np.asarray(b1, dtype=np.float64)
+    w2 = np.asarray(w2, dtype=np.float64)
+    b2 = np.asarray(b2, dtype=np.float64)
+    w3 = np.asarray(w3, dtype=np.float64)
+    b3 = np.asarray(b3, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
     z1 = x @ w1 + b1
     h1 = np.maximum(z1, 0.0)
     del z1
@@ -104,6 +112,14 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
         x: array of shape ('batch', 784)
         y: array of shape ('batch',)
     """
+    # Compute in float64, whatever arrays (ints, lists) come in.
+    w1 = np.asarray(w1, dtype=np.float64)
+    b1 = np.asarray(b1, dtype=np.float64)
+    w2 = np.asarray(w2, dtype=np.float64)
+    b2 = np.asarray(b2, dtype=np.float64)
+    w3 = np.asarray(w3, dtype=np.float64)
+    b3 = np.asarray(b3, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
     z1 = x @ w1 + b1
     h1 = np.maximum(z1, 0.0)
     del z1

@@ -42,6 +42,10 @@ def forward(W1, b1, x):
         b1: array of shape (1,)
         x: array of shape (2, 1)
     """
+    # Compute in float64, whatever arrays (ints, lists) come in.
+    W1 = np.asarray(W1, dtype=np.float64)
+    b1 = np.asarray(b1, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
     f = np.exp(-np.logaddexp(0.0, -(W1 @ x + b1)))
     return f
 
@@ -54,6 +58,10 @@ def value_and_grad(W1, b1, x):
         b1: array of shape (1,)
         x: array of shape (2, 1)
     """
+    # Compute in float64, whatever arrays (ints, lists) come in.
+    W1 = np.asarray(W1, dtype=np.float64)
+    b1 = np.asarray(b1, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
     f = np.exp(-np.logaddexp(0.0, -(W1 @ x + b1)))
 
     # Backward pass: the chain rule, from the loss back to the inputs.

@@ -47,6 +47,11 @@ def forward(W0, W1, X, Y):
         X: array of shape (1, 3)
         Y: array of shape (1, 1)
     """
+    # Compute in float64, whatever arrays (ints, lists) come in.
+    W0 = np.asarray(W0, dtype=np.float64)
+    W1 = np.asarray(W1, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
     l1 = np.exp(-np.logaddexp(0.0, -(X @ W0)))
     l2 = np.exp(-np.logaddexp(0.0, -(l1 @ W1)))
     Error = Y - l2
@@ -62,6 +67,11 @@ def value_and_grad(W0, W1, X, Y):
         X: array of shape (1, 3)
         Y: array of shape (1, 1)
     """
+    # Compute in float64, whatever arrays (ints, lists) come in.
+    W0 = np.asarray(W0, dtype=np.float64)
+    W1 = np.asarray(W1, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
     l1 = np.exp(-np.logaddexp(0.0, -(X @ W0)))
     l2 = np.exp(-np.logaddexp(0.0, -(l1 @ W1)))
     Error = Y - l2

@@ -43,6 +43,10 @@ def forward(W0, X, Y):
         X: array of shape (1, 3)
         Y: array of shape (1, 1)
     """
+    # Compute in float64, whatever arrays (ints, lists) come in.
+    W0 = np.asarray(W0, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
     z = X @ W0
     l1 = np.exp(-np.logaddexp(0.0, -z))
     Error = Y - l1
@@ -57,6 +61,10 @@ def value_and_grad(W0, X, Y):
         X: array of shape (1, 3)
         Y: array of shape (1, 1)
     """
+    # Compute in float64, whatever arrays (ints, lists) come in.
+    W0 = np.asarray(W0, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
     z = X @ W0
     l1 = np.exp(-np.logaddexp(0.0, -z))
     Error = Y - l1

@@ -81,6 +81,21 @@ def forward(W0, W1, W2, W3, W4, W5, b0, b1, b2, b3, b4, b5, x, y):
         x: array of shape (1, 1)
         y: array of shape (1, 1)
     """
+    # Compute in float64, whatever arrays (ints, lists) come in.
+    W0 = np.asarray(W0, dtype=np.float64)
+    W1 = np.asarray(W1, dtype=np.float64)
+    W2 = np.asarray(W2, dtype=np.float64)
+    W3 = np.asarray(W3, dtype=np.float64)
+    W4 = np.asarray(W4, dtype=np.float64)
+    W5 = np.asarray(W5, dtype=np.float64)
+    b0 = np.asarray(b0, dtype=np.float64)
+    b1 = np.asarray(b1, dtype=np.float64)
+    b2 = np.asarray(b2, dtype=np.float64)
+    b3 = np.asarray(b3, dtype=np.float64)
+    b4 = np.asarray(b4, dtype=np.float64)
+    b5 = np.asarray(b5, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
     f0 = b0 + W0 @ x
     h1 = np.maximum(f0, 0.0)
     f1 = b1 + W1 @ h1
@@ -115,6 +130,21 @@ def value_and_grad(W0, W1, W2, W3, W4, W5, b0, b1, b2, b3, b4, b5, x, y):
         x: array of shape (1, 1)
         y: array of shape (1, 1)
     """
+    # Compute in float64, whatever arrays (ints, lists) come in.
+    W0 = np.asarray(W0, dtype=np.float64)
+    W1 = np.asarray(W1, dtype=np.float64)
+    W2 = np.asarray(W2, dtype=np.float64)
+    W3 = np.asarray(W3, dtype=np.float64)
+    W4 = np.asarray(W4, dtype=np.float64)
+    W5 = np.asarray(W5, dtype=np.float64)
+    b0 = np.asarray(b0, dtype=np.float64)
+    b1 = np.asarray(b1, dtype=np.float64)
+    b2 = np.asarray(b2, dtype=np.float64)
+    b3 = np.asarray(b3, dtype=np.float64)
+    b4 = np.asarray(b4, dtype=np.float64)
+    b5 = np.asarray(b5, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
     f0 = b0 + W0 @ x
     h1 = np.maximum(f0, 0.0)
     f1 = b1 + W1 @ h1

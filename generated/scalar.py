@@ -45,6 +45,13 @@ def forward(wx, wy, wz, x, y, z):
         y: array of shape (1,)
         z: array of shape (1,)
     """
+    # Compute in float64, whatever arrays (ints, lists) come in.
+    wx = np.asarray(wx, dtype=np.float64)
+    wy = np.asarray(wy, dtype=np.float64)
+    wz = np.asarray(wz, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    z = np.asarray(z, dtype=np.float64)
     p = wx * x + wy * y
     q = wz * z
     f = p * q
@@ -62,6 +69,13 @@ def value_and_grad(wx, wy, wz, x, y, z):
         y: array of shape (1,)
         z: array of shape (1,)
     """
+    # Compute in float64, whatever arrays (ints, lists) come in.
+    wx = np.asarray(wx, dtype=np.float64)
+    wy = np.asarray(wy, dtype=np.float64)
+    wz = np.asarray(wz, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    z = np.asarray(z, dtype=np.float64)
     p = wx * x + wy * y
     q = wz * z
     f = p * q

@@ -49,6 +49,12 @@ def forward(W1, beta1, W2, beta2, X0):
         beta2: array of shape (1, 1)
         X0: array of shape (2, 1)
     """
+    # Compute in float64, whatever arrays (ints, lists) come in.
+    W1 = np.asarray(W1, dtype=np.float64)
+    beta1 = np.asarray(beta1, dtype=np.float64)
+    W2 = np.asarray(W2, dtype=np.float64)
+    beta2 = np.asarray(beta2, dtype=np.float64)
+    X0 = np.asarray(X0, dtype=np.float64)
     X1 = np.exp(-np.logaddexp(0.0, -(W1 @ X0 + beta1)))
     X2 = np.exp(-np.logaddexp(0.0, -(W2 @ X1 + beta2)))
     l = np.log(X2)
@@ -65,6 +71,12 @@ def value_and_grad(W1, beta1, W2, beta2, X0):
         beta2: array of shape (1, 1)
         X0: array of shape (2, 1)
     """
+    # Compute in float64, whatever arrays (ints, lists) come in.
+    W1 = np.asarray(W1, dtype=np.float64)
+    beta1 = np.asarray(beta1, dtype=np.float64)
+    W2 = np.asarray(W2, dtype=np.float64)
+    beta2 = np.asarray(beta2, dtype=np.float64)
+    X0 = np.asarray(X0, dtype=np.float64)
     X1 = np.exp(-np.logaddexp(0.0, -(W1 @ X0 + beta1)))
     X2 = np.exp(-np.logaddexp(0.0, -(W2 @ X1 + beta2)))
     l = np.log(X2)

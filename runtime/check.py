@@ -62,7 +62,10 @@ def check_compiled(
         x0 = interpreter.evaluate(c.forward, arrays, [name])[name]
         return interpreter.loss_fn(c.forward, arrays, at=name), x0
 
-    loss, tensors = check_module(module, arrays, intermediate, rtol, atol, progress, max_elements)
+    # stop_gradient: finite differences hold its value fixed, which only the
+    # interpreter can do (the module's forward recomputes it).
+    module_fd = not any(c.forward.op(n) == "stop_gradient" for n in c.forward.nx.nodes)
+    loss, tensors = check_module(module, arrays, intermediate, rtol, atol, progress, max_elements, module_fd)
 
     # The oracle: the reference interpreter on the unoptimized joint graph.
     gl, gg = module.value_and_grad(**arrays)

@@ -59,7 +59,9 @@ def numerical_gradient(
 
     With ``indices`` (flat), only those elements are computed; the rest are NaN.
     """
-    x = np.array(x, dtype=np.float64)
+    # C order: reshape(-1) must be a view, or the perturbations never reach x
+    # (a transposed intermediate is Fortran-ordered).
+    x = np.array(x, dtype=np.float64, order="C")
     grad = np.zeros_like(x) if indices is None else np.full_like(x, np.nan)
     flat, gflat = x.reshape(-1), grad.reshape(-1)
     for i in range(flat.size) if indices is None else indices:
@@ -104,12 +106,15 @@ def check_module(
     atol: float = ATOL,
     progress: Callable[[str], None] | None = None,
     max_elements: int | None = None,
+    module_fd: bool = True,
 ) -> tuple[float, list[TensorCheck]]:
     """Check a generated module's ``value_and_grad`` against finite differences.
 
     Params and inputs are perturbed through the module's own ``forward``;
     intermediate ``wrt`` values need ``intermediate_loss(name)``, a loss
-    function of that value (the reference interpreter provides one). With
+    function of that value (the reference interpreter provides one), which
+    is used for every name when ``module_fd`` is False (a spec with
+    ``stop_gradient``, whose value finite differences must hold fixed). With
     ``max_elements``, a seeded random subset of that many elements per tensor is
     checked (large networks); otherwise every element.
     """
@@ -127,7 +132,7 @@ def check_module(
     for name in module.WRT:
         if progress:
             progress(name)
-        if name in arrays:
+        if name in arrays and module_fd:
             f = fwd_loss(name)
             x0 = arrays[name]
         else:

@@ -52,12 +52,20 @@ def value_and_grad(g: Graph, arrays: Mapping[str, np.ndarray]):
     return vals[g.loss], {w: vals[n] for w, n in g.grads.items()}
 
 
-def loss_fn(g: Graph, arrays: Mapping[str, np.ndarray], at: str | None = None):
-    """A function ``x -> loss`` of one input/param/intermediate ``at``."""
+def loss_fn(g: Graph, arrays: Mapping[str, np.ndarray], at: str | None = None, hold_stopped: bool = True):
+    """A function ``x -> loss`` of one input/param/intermediate ``at``.
+
+    With ``hold_stopped``, every ``stop_gradient`` value stays at its value
+    for ``arrays``: the derivative it defines treats it as a constant, so
+    finite differences must too.
+    """
+    stopped = [n for n in g.nx.nodes if g.op(n) == "stop_gradient"] if hold_stopped else []
+    held = evaluate(g, arrays, stopped) if stopped else {}
+    held.pop(at, None)
 
     def f(x: np.ndarray) -> float:
         if at in g.params or at in g.inputs:
-            return float(np.sum(evaluate(g, {**arrays, at: x}, [g.loss])[g.loss]))
-        return float(np.sum(evaluate(g, arrays, [g.loss], overrides={at: x})[g.loss]))
+            return float(np.sum(evaluate(g, {**arrays, at: x}, [g.loss], overrides=held)[g.loss]))
+        return float(np.sum(evaluate(g, arrays, [g.loss], overrides={**held, at: x})[g.loss]))
 
     return f

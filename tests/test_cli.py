@@ -142,6 +142,26 @@ BAD = {
     "non_literal_attribute": (mutate(nodes=["y = sum(W @ x, axis=x)"]), "nodes[0], column 21", "literals"),
     "bad_attribute_value": (mutate(nodes=["y = sum(W @ x, axis='a')"]), "nodes[0]", "attribute 'axis' of op 'sum': expected null, an integer"),
     "unknown_attribute": (mutate(nodes=[{"name": "y", "op": "sum", "inputs": ["x"], "attrs": {"axes": 1}}]), "nodes[0]", "op 'sum' has no attribute 'axes'"),
+    # numbers no float holds: one line with the JSON path, not an OverflowError
+    "huge_int_value": (mutate(inputs=[{"name": "x", "shape": [2, 1], "value": [1, 10**401]}]), "inputs[0].value[1]", "out of range"),
+    "huge_float_value": (json.dumps(mutate(inputs=[{"name": "x", "shape": [2, 1], "value": [1.5, 2.5]}])).replace("2.5", "1e400"), "inputs[0].value[1]", "out of range"),
+    "huge_int_attribute": (mutate(nodes=[{"name": "z", "op": "leaky_relu", "inputs": ["x"], "attrs": {"alpha": 10**401}}, "y = sum(W @ z)"]), "nodes[0].attrs.alpha", "out of range"),
+    "huge_int_in_expression": (mutate(nodes=[f"y = sum(W @ x * {10**401})"]), "nodes[0], column 17", "out of range"),
+    "huge_float_in_expression": (mutate(nodes=["y = sum(W @ x * 1e400)"]), "nodes[0], column 17", "out of range"),
+    "huge_int_attribute_in_expression": (mutate(nodes=[f"y = sum(leaky_relu(W @ x, alpha={10**401}))"]), "nodes[0], column 9", "expected a finite number"),
+    "huge_seed": (mutate(seed=2**64), "seed", "less than or equal to 9223372036854775807"),
+    "huge_classes": (mutate(inputs=GOOD["inputs"] + [{"name": "lab", "shape": [1], "classes": 10**12}]), "inputs[1].classes", "less than or equal"),
+    # attribute ranges and symbolic sizes
+    "one_hot_zero_classes": (mutate(inputs=GOOD["inputs"] + [{"name": "lab", "shape": [2]}], nodes=["y = sum(one_hot(lab, num_classes=0)) + sum(W @ x)"]), "nodes[0], column 9", "expected an integer >= 1"),
+    "concat_symbolic": (mutate(inputs=[{"name": "x", "shape": ["batch", 2]}], params=[{"name": "W", "shape": [2, 1]}], nodes=["y = sum(concat(x, x) @ W)"]), "nodes[0], column 9", "cannot concatenate along symbolic dim 'batch'"),
+    # names: fullmatch, so no trailing newline anywhere
+    "name_newline": (mutate(name="evil\n"), "name", "invalid name"),
+    "param_newline": (mutate(params=[{"name": "W\n", "shape": [1, 2]}]), "params[0].name", "invalid name"),
+    "dim_newline": (mutate(inputs=[{"name": "x", "shape": ["batch\n", 1]}]), "inputs[0].shape[0]", "invalid name"),
+    "dims_key_newline": (mutate(dims={"batch\n": 2}), 'dims["batch\\n"]', "invalid name"),
+    "builtin_name": (mutate(params=[{"name": "print", "shape": [1, 2]}]), "params[0].name", "builtin"),
+    "deep_json": ("[" * 100000 + "]" * 100000, "net.json", "nested too deeply"),
+    "utf16": ('{"loss": "y"}'.encode("utf-16"), "net.json", "UTF-16"),
 }
 
 
@@ -256,3 +276,203 @@ def test_check_reports_a_wrong_gradient(monkeypatch):
     monkeypatch.setitem(registry._OPS, "sigmoid", registry.OpDef(**{**op.__dict__, "vjp": bad}))
     r = run("check", "examples/neuron.json")
     assert r.exit_code == 1 and "FAIL" in r.output and "FAILED" in r.output
+
+
+# ---------------------------------------------------------------- module names
+
+
+@pytest.mark.parametrize(
+    "stem", ["numpy", "np", "class", "None", "print", "match", "a" * 70, "my-net", "2net", "_bpc_x", "ｍodel", "evil\n"]
+)
+def test_module_name_from_a_bad_file_name_suggests_name(tmp_path, stem):
+    p = write(tmp_path, GOOD, f"{stem}.json")
+    out = tmp_path / "out"
+    r = run("compile", p, "-o", out)
+    assert r.exit_code == 2
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--name" in lines[0], r.output
+    assert not out.exists()
+    r = run("compile", p, "-o", out, "--name", "good")
+    assert r.exit_code == 0, r.output
+    assert [f.name for f in out.iterdir()] == ["good.py"]
+
+
+@pytest.mark.parametrize("name", ["../x", "/abs/x", "a/b", "numpy", "x\n", "a" * 65])
+def test_module_names_never_leave_the_output_directory(tmp_path, name):
+    out = tmp_path / "out"
+    r = run("compile", write(tmp_path, mutate(name=name)), "-o", out)
+    assert r.exit_code == 2 and r.output.startswith("error: name: "), r.output
+    r = run("compile", write(tmp_path, GOOD), "-o", out, "--name", name)
+    assert r.exit_code == 2 and r.output.startswith("error: --name: "), r.output
+    assert not out.exists() and not (tmp_path / "x.py").exists()
+
+
+def test_writer_refuses_a_path_outside_the_output_directory(tmp_path):
+    from cli.main import _module_path
+    from compiler.errors import BpcError
+
+    assert _module_path(tmp_path, "net") == tmp_path / "net.py"
+    for bad in ("../net", "/tmp/net", "a/b"):
+        with pytest.raises(BpcError):
+            _module_path(tmp_path, bad)
+
+
+def test_name_needs_one_spec(tmp_path):
+    a, b = write(tmp_path, GOOD, "a.json"), write(tmp_path, GOOD, "b.json")
+    r = run("compile", a, b, "-o", tmp_path / "out", "--name", "x")
+    assert r.exit_code == 2 and r.output == "error: --name: --name needs exactly one spec\n"
+
+
+def test_name_option_of_check_ir_and_explain(tmp_path):
+    p = write(tmp_path, GOOD, "numpy.json")
+    assert run("check", p).exit_code == 2
+    assert run("check", p, "--name", "net").exit_code == 0
+    assert run("ir", p, "--name", "net", "--format", "dot").output.startswith('digraph "net"')
+    assert run("explain", p, "--wrt", "W", "--name", "net").exit_code == 0
+    r = run("explain", p, "--wrt", "W\nimport os", "--name", "net")
+    assert r.exit_code == 2 and r.output.startswith("error: --wrt: invalid name")
+
+
+# ---------------------------------------------------------------- flags
+
+
+BAD_FLAGS = {
+    "seed_negative": (["check", "examples/neuron.json", "--seed", "-1"], "--seed"),
+    "seed_text": (["check", "examples/neuron.json", "--seed", "abc"], "--seed"),
+    "seed_huge": (["check", "examples/neuron.json", "--seed", str(2**64)], "--seed"),
+    "samples_negative": (["check", "examples/neuron.json", "--samples", "-1"], "--samples"),
+    "dim_unicode_digit": (["check", "examples/autoencoder.json", "--dim", "batch=²"], "--dim"),
+    "dim_arabic_digit": (["check", "examples/autoencoder.json", "--dim", "batch=٣"], "--dim"),
+    "dim_huge": (["check", "examples/autoencoder.json", "--dim", "batch=100000000000"], "--dim"),
+    "dim_too_many_digits": (["check", "examples/autoencoder.json", "--dim", "batch=" + "9" * 5000], "--dim"),
+    "dim_over_element_limit": (["check", "examples/autoencoder.json", "--dim", "batch=10000000"], "--dim"),
+    "dim_zero": (["check", "examples/autoencoder.json", "--dim", "batch=0"], "--dim"),
+    "dim_no_name": (["check", "examples/autoencoder.json", "--dim", "=3"], "--dim"),
+    "dim_no_size": (["check", "examples/autoencoder.json", "--dim", "batch"], "--dim"),
+    "dim_twice": (["check", "examples/autoencoder.json", "--dim", "batch=2", "--dim", "batch=3"], "--dim"),
+    "unknown_option": (["compile", "examples/neuron.json", "--bogus"], "bpc compile"),
+    "missing_argument": (["compile"], "SPECS"),
+    "missing_option_value": (["compile", "examples/neuron.json", "-o"], "bpc"),
+    "unknown_command": (["nope"], "bpc"),
+    "bad_stage": (["ir", "examples/neuron.json", "--stage", "nope"], "--stage"),
+    "bad_format": (["ir", "examples/neuron.json", "--format", "nope"], "--format"),
+    "missing_wrt": (["explain", "examples/neuron.json"], "--wrt"),
+    "bad_name": (["compile", "examples/neuron.json", "--name", "a b"], "--name"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FLAGS))
+def test_bad_flags_are_one_line_errors(case, tmp_path):
+    argv, location = BAD_FLAGS[case]
+    r = runner.invoke(app, argv + (["-o", str(tmp_path / "out")] if argv[0] == "compile" and "-o" not in argv else []))
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {location}"), r.output
+    assert "Traceback" not in r.output and "Usage" not in r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_bpc_without_arguments_prints_help():
+    r = runner.invoke(app, [])
+    assert "Usage" in r.output and "compile" in r.output
+
+
+# ---------------------------------------------------------------- input files
+
+
+def _one_line_error(r, where, message):
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
+    assert where in lines[0] and message in lines[0], lines[0]
+
+
+def test_devices_and_fifos_are_refused_without_reading(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    _one_line_error(run("compile", "/dev/zero", "-o", tmp_path / "o"), "/dev/zero", "not a regular file")
+    link = tmp_path / "zero.json"
+    link.symlink_to("/dev/zero")
+    _one_line_error(run("compile", link, "-o", tmp_path / "o"), "zero.json", "not a regular file")
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    # in a child process with a timeout: a FIFO must never block
+    r = subprocess.run(
+        [sys.executable, "-m", "cli.main", "compile", str(fifo), "-o", str(tmp_path / "o")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert r.returncode == 2 and "not a regular file" in r.stderr and r.stderr.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_read_is_bounded_whatever_the_size_says(tmp_path, monkeypatch):
+    import compiler.spec
+
+    monkeypatch.setattr(compiler.spec, "MAX_SPEC_BYTES", 100)
+    p = write(tmp_path, {**GOOD, "description": "x" * 200})
+    _one_line_error(run("compile", p, "-o", tmp_path / "o"), "net.json", "larger than")
+    real_stat = compiler.spec.os.stat
+
+    class Lying:  # a file system that reports size 0 (as /proc files and devices do)
+        def __init__(self, st):
+            self.st_mode, self.st_size = st.st_mode, 0
+
+    monkeypatch.setattr(compiler.spec.os, "stat", lambda name: Lying(real_stat(name)))
+    _one_line_error(run("compile", p, "-o", tmp_path / "o"), "net.json", "larger than")
+
+
+@pytest.mark.parametrize(
+    "kind,where,message",
+    [
+        ("directory", "adir", "is a directory"),
+        ("missing", "nope.json", "no such file"),
+        ("under_a_file", "afile", "no such file"),
+        ("newline_in_name", "a\\nb.json", "no such file"),
+        ("empty", "net.json", "invalid JSON"),
+        ("latin1", "net.json", "not UTF-8"),
+        ("array", "spec", "a spec must be a JSON object"),
+    ],
+)
+def test_bad_input_files(tmp_path, kind, where, message):
+    if kind == "directory":
+        (tmp_path / "adir").mkdir()
+        p = tmp_path / "adir"
+    elif kind == "missing":
+        p = tmp_path / "nope.json"
+    elif kind == "under_a_file":
+        (tmp_path / "afile").write_text("{}")
+        p = tmp_path / "afile" / "net.json"
+    elif kind == "newline_in_name":
+        p = tmp_path / "a\nb.json"
+    elif kind == "empty":
+        p = write(tmp_path, "")
+    elif kind == "latin1":
+        p = write(tmp_path, '{"description": "café"}'.encode("latin-1"))
+    else:
+        p = write(tmp_path, "[1, 2]")
+    for command in (["compile", p, "-o", tmp_path / "o"], ["check", p], ["ir", p], ["explain", p, "--wrt", "W"]):
+        _one_line_error(run(*command), where, message)
+    assert not (tmp_path / "o").exists()
+
+
+def test_unreadable_file(tmp_path):
+    import os
+
+    p = write(tmp_path, GOOD)
+    p.chmod(0)
+    try:
+        if os.access(p, os.R_OK):
+            pytest.skip("running as root: permissions are not enforced")
+        _one_line_error(run("compile", p, "-o", tmp_path / "o"), "net.json", "Permission denied")
+    finally:
+        p.chmod(0o644)
+
+
+def test_utf8_byte_order_mark_is_accepted(tmp_path):
+    p = write(tmp_path, b"\xef\xbb\xbf" + json.dumps(GOOD).encode())
+    r = run("compile", p, "-o", tmp_path / "out")
+    assert r.exit_code == 0, r.output and (tmp_path / "out" / "net.py").exists()

@@ -82,7 +82,241 @@ def test_broken_ir_dump_is_a_clear_error(tmp_path):
     p = tmp_path / "bad.json"
     p.write_text(json.dumps(data))
     r = runner.invoke(app, ["compile", str(p), "-o", str(tmp_path / "o")])
-    assert r.exit_code == 2 and "IR dump fails verification" in r.output
+    assert r.exit_code == 2 and "takes 1 operand(s), the dump gives 0" in r.output
+    assert r.output.startswith("error: nodes[") and r.output.count("\n") == 1
+
+
+def test_failed_verification_is_a_spec_error(monkeypatch):
+    """A dump that passes the field checks but not Graph.verify: SpecError at 'graph'."""
+    from compiler.errors import SpecError
+    from compiler.ir import Graph
+
+    def broken(self):
+        raise AssertionError("x: shape (2,) != rule (3,)")
+
+    data = json.loads(json.dumps(printing.to_json(compile_file("examples/neuron.json").forward)))
+    monkeypatch.setattr(Graph, "verify", broken)
+    with pytest.raises(SpecError) as e:
+        printing.from_json(data)
+    assert e.value.location == "graph" and "IR dump fails verification" in e.value.message
+
+
+# ---------------------------------------------------------------- hostile dumps
+
+
+def _dump(stage="forward", spec="examples/autoencoder.json"):
+    c = compile_file(spec)
+    return json.loads(json.dumps(printing.to_json(c.stage(stage), stage)))
+
+
+def _node(data, op):
+    return next(n for n in data["nodes"] if n["op"] == op)
+
+
+def _set_meta(key, value):
+    def f(d):
+        d["graph"]["meta"][key] = value
+    return f
+
+
+def _rename_input(new):
+    def f(d):
+        old = d["graph"]["inputs"][0]
+        for n in d["nodes"]:
+            if n["id"] == old:
+                n["id"] = new
+        for e in d["edges"]:
+            for end in ("source", "target"):
+                if e[end] == old:
+                    e[end] = new
+    return f
+
+
+def _dup_param(d):
+    d["graph"]["params"].append(d["graph"]["params"][0])
+
+
+def _dup_node(d):
+    d["nodes"].append(dict(d["nodes"][0]))
+
+
+def _string_pos(d):
+    d["edges"][0]["pos"] = "0"
+
+
+def _pos_out_of_range(d):
+    d["edges"][0]["pos"] = 7
+
+
+def _dangling_edge(d):
+    d["edges"][0]["source"] = "ghost"
+
+
+def _dims_value(v):
+    def f(d):
+        d["graph"]["dims"][0][1] = v
+    return f
+
+
+def _bad_dtype(d):
+    d["nodes"][0]["dtype"] = "object"
+
+
+def _bad_op(d):
+    d["nodes"][-1]["op"] = "__import__"
+
+
+def _bad_shape(d):
+    d["nodes"][0]["shape"] = ["batch\n", 16]
+
+
+def _value(v):
+    def f(d):
+        p = d["graph"]["params"][0]
+        shape = _node_by_id(d, p)["shape"]
+        del d["graph"]["inits"][p]
+        d["graph"]["values"][p] = [[v] * shape[1]] * shape[0]
+    return f
+
+
+def _node_by_id(d, name):
+    return next(n for n in d["nodes"] if n["id"] == name)
+
+
+def _attr_injection(d):
+    n = next(n for n in d["nodes"] if n["op"] == "sum_to" or n["op"] == "mean" or n["op"] == "reshape")
+    n["attrs"] = {**n["attrs"], "shape": ["__import__('os').system('x')"]}
+
+
+def _counter(d):
+    d["graph"]["counters"]["add"] = 10**30
+
+
+def _unlisted_input(d):
+    d["graph"]["inputs"] = []
+
+
+def _param_without_init(d):
+    d["graph"]["inits"].pop(d["graph"]["params"][0])
+
+
+def _output_name(d):
+    d["graph"]["outputs"] = [["a\nb", d["graph"]["loss"]]]
+
+
+HOSTILE_DUMPS = {
+    "seed_code": (_set_meta("seed", "__import__('os').system('touch /tmp/bpc_pwned')"), "graph.meta.seed"),
+    "seed_negative": (_set_meta("seed", -1), "graph.meta.seed"),
+    "seed_huge": (_set_meta("seed", 2**80), "graph.meta.seed"),
+    "seed_float": (_set_meta("seed", 1.5), "graph.meta.seed"),
+    "dims_code": (_dims_value("__import__('os').system('x')"), "graph.dims[0][1]"),
+    "dims_zero": (_dims_value(0), "graph.dims[0][1]"),
+    "input_id_code": (_rename_input("z=__import__('os').system('x')"), "nodes[0].id"),
+    "input_id_newline": (_rename_input("x\n"), "nodes[0].id"),
+    "input_id_builtin": (_rename_input("print"), "nodes[0].id"),
+    "name_parent": (_set_meta("name", "../x"), "graph.meta.name"),
+    "name_absolute": (_set_meta("name", "/abs/x"), "graph.meta.name"),
+    "name_numpy": (_set_meta("name", "numpy"), "graph.meta.name"),
+    "name_newline": (_set_meta("name", "evil\n"), "graph.meta.name"),
+    "duplicate_param": (_dup_param, "graph.params[8]"),
+    "duplicate_node": (_dup_node, "nodes[23].id"),
+    "string_pos": (_string_pos, "edges[0].pos"),
+    "pos_out_of_range": (_pos_out_of_range, "edges[0].pos"),
+    "dangling_edge": (_dangling_edge, "edges[0].source"),
+    "null_description": (_set_meta("description", None), "graph.meta.description"),
+    "sha_not_hex": (_set_meta("spec_sha256", "'; import os"), "graph.meta.spec_sha256"),
+    "dtype": (_bad_dtype, "nodes[0].dtype"),
+    "meta_dtype": (_set_meta("dtype", "object"), "graph.meta.dtype"),
+    "unknown_op": (_bad_op, "nodes[22].op"),
+    "shape_name": (_bad_shape, "nodes[0].shape[0]"),
+    "huge_int_value": (_value(10**400), "graph.values.We1[0][0]"),
+    "string_value": (_value("__import__('os')"), "graph.values.We1"),
+    "attr_injection": (_attr_injection, "attrs"),
+    "counter": (_counter, "graph.counters.add"),
+    "unlisted_input": (_unlisted_input, "nodes[0]"),
+    "param_without_init": (_param_without_init, "graph.params[0]"),
+    "output_name": (_output_name, "graph.outputs[0][0]"),
+    "unknown_key": (lambda d: d["graph"]["meta"].update(evil=1), "graph.meta"),
+    "spec_path_newline": (_set_meta("spec_path", "a\nimport os"), "graph.meta.spec_path"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_DUMPS))
+def test_hostile_dumps_are_refused_with_a_location(case, tmp_path):
+    mutate, location = HOSTILE_DUMPS[case]
+    data = _dump()
+    mutate(data)
+    p = tmp_path / "dump.json"
+    p.write_text(json.dumps(data, allow_nan=True))
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["compile", str(p), "-o", str(out)])
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
+    assert location in lines[0], lines[0]
+    assert not out.exists() or not any(out.iterdir())
+    assert not list(tmp_path.glob("*.py")) and not (tmp_path.parent / "x.py").exists()
+    # and through the API: a SpecError, never another exception
+    from compiler.errors import SpecError
+
+    with pytest.raises(SpecError):
+        printing.from_json(json.loads(json.dumps(data, allow_nan=True)))
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_stage_of_a_dump_is_validated(stage, tmp_path):
+    for mutate, location in [(_set_meta("seed", "1"), "graph.meta.seed"), (_dup_param, "graph.params[8]")]:
+        data = _dump(stage)
+        mutate(data)
+        p = tmp_path / "d.json"
+        p.write_text(json.dumps(data))
+        r = runner.invoke(app, ["compile", str(p), "-o", str(tmp_path / "o")])
+        assert r.exit_code == 2 and location in r.output, r.output
+
+
+def test_nan_in_a_dump_given_through_the_api():
+    from compiler.errors import SpecError
+
+    data = _dump()
+    _value(float("nan"))(data)
+    with pytest.raises(SpecError) as e:
+        printing.from_json(data)
+    assert e.value.location == "graph.values.We1" and "NaN" in e.value.message
+
+
+def test_dump_module_name_can_be_replaced_and_stays_in_the_output_dir(tmp_path):
+    data = _dump("joint")
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps(data))
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["compile", str(p), "-o", str(out), "--name", "renamed"])
+    assert r.exit_code == 0, r.output
+    assert [f.name for f in out.iterdir()] == ["renamed.py"]
+    r = runner.invoke(app, ["compile", str(p), "-o", str(out), "--name", "../escape"])
+    assert r.exit_code == 2 and r.output.startswith("error: --name: invalid name")
+    assert not (tmp_path / "escape.py").exists()
+
+
+def test_long_generated_node_ids_round_trip(tmp_path):
+    """Node ids derived from 64-character names (g_<name>, <name>_<op>_2) are accepted."""
+    long = "a" * 64
+    spec = {
+        "inputs": [{"name": "x", "shape": [2, 3]}],
+        "params": [{"name": long, "shape": [3, 2]}],
+        "nodes": [f"{'b' * 64} = softmax_cross_entropy(x @ {long} + x @ {long}, x[:, 0:2])"],
+        "loss": "b" * 64,
+    }
+    sp = tmp_path / "longnames.json"
+    sp.write_text(json.dumps(spec))
+    c = compile_file(sp)
+    for stage in STAGES:
+        g = c.stage(stage)
+        assert max(len(n) for n in g.nx.nodes) > 64
+        again, st = printing.from_json(json.loads(printing.dump(g, "json", stage)))
+        assert st == stage
+        from compiler.pipeline import compile_graph
+
+        assert compile_graph(again, stage).source == c.source
 
 
 def test_self_checking_module_runs_as_a_script():
@@ -104,3 +338,10 @@ def test_self_check_catches_a_wrong_gradient():
     m = load_source(broken, "broken_neuron")
     assert m._self_check() is False
     assert load_source(src, "neuron_ok")._self_check() is True
+
+
+def test_explain_refuses_a_dump(tmp_path):
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps(_dump("joint")))
+    r = runner.invoke(app, ["explain", str(p), "--wrt", "We1"])
+    assert r.exit_code == 2 and r.output.strip().endswith("explain takes a spec, not an IR dump")

@@ -40,6 +40,21 @@ HOSTILE_NAMES = [
     "",
     "1x",
     "x-y",
+    # $ in a regex matches before a trailing newline: the rule uses fullmatch
+    "W\n",
+    "evil\n",
+    "x\r",
+    "x\t",
+    # builtins, soft keywords, the compiler's prefix
+    "print",
+    "sum",
+    "input",
+    "type",
+    "match",
+    "case",
+    "_",
+    "_bpc_tmp",
+    "__import__",
 ]
 
 
@@ -50,9 +65,24 @@ def _spec(**changes):
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
-@pytest.mark.parametrize("where", ["param", "input", "node", "module"])
+@pytest.mark.parametrize("where", ["param", "input", "node", "module", "dim", "dims", "output", "wrt", "loss"])
 def test_hostile_names_are_refused_with_a_location(name, where):
-    if where == "param":
+    if where == "dim":
+        text = _spec(inputs=[{"name": "x", "shape": [name, 1]}], nodes=["y = sum(sigmoid(W @ x))"])
+        loc = "inputs[0].shape[0]"
+    elif where == "dims":
+        text = _spec(dims={name: 2})
+        loc = "dims"
+    elif where == "output":
+        text = _spec(outputs=[name])
+        loc = "outputs[0]"
+    elif where == "wrt":
+        text = _spec(wrt=[name])
+        loc = "wrt[0]"
+    elif where == "loss":
+        text = _spec(loss=name)
+        loc = "loss"
+    elif where == "param":
         text = _spec(params=[{"name": name, "shape": [1, 2]}], nodes=[{"name": "y", "op": "matmul", "inputs": [name, "x"]}])
         loc = "params[0].name"
     elif where == "input":
@@ -66,8 +96,36 @@ def test_hostile_names_are_refused_with_a_location(name, where):
         loc = "name"
     with pytest.raises(SpecError) as e:
         compile_text(text)
-    assert e.value.location == loc
-    assert "\n" not in str(e.value)
+    assert e.value.location == loc or (where == "dims" and e.value.location.startswith("dims"))
+    assert "\n" not in str(e.value) and "\r" not in str(e.value)
+
+
+def test_one_name_rule():
+    from compiler.names import MAX_NAME_LENGTH, is_valid_name
+
+    for name in HOSTILE_NAMES:
+        assert not is_valid_name(name), name
+    for name in ["x", "W1", "g_W", "a" * MAX_NAME_LENGTH, "forward", "loss", "Batch_2", "numpy_like", "bpc"]:
+        assert is_valid_name(name), name
+    assert not is_valid_name(None) and not is_valid_name(3)
+
+
+@pytest.mark.parametrize("name", ["forward", "value_and_grad", "PARAMS", "rng", "dims", "g_W", "W_2", "a" * 64])
+def test_valid_names_that_look_like_generated_ones_work(name):
+    """A user name never collides with generated ones: g_<name>, temporaries, locals."""
+    from runtime.loader import load_source
+
+    spec = {
+        "inputs": [{"name": "x", "shape": ["batch", 2]}],
+        "params": [{"name": "W", "shape": [2, 1]}, {"name": name, "shape": [1]}],
+        "nodes": [f"h = x @ W + {name}", "loss = sum(h * h)"],
+        "loss": "loss",
+        "outputs": ["h"],
+    }
+    c = compile_text(json.dumps(spec))
+    m = load_source(c.source, "names")
+    loss, grads = m.value_and_grad(**m.init_params(), **m.example_inputs())
+    assert set(grads) == {"W", name}
 
 
 @pytest.mark.parametrize(
@@ -117,7 +175,11 @@ def test_hostile_text_reaches_code_only_as_inert_text(tmp_path):
     p = tmp_path / 'we"ird\'name.json'
     p.write_text(json.dumps(spec))
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "cli.main", "compile", str(p), "-o", str(out)], cwd=ROOT, capture_output=True, text=True)
+    cmd = [sys.executable, "-m", "cli.main", "compile", str(p), "-o", str(out)]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    # the file name is no module name: a one-line error that suggests --name
+    assert r.returncode == 2 and "--name" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    r = subprocess.run(cmd + ["--name", "weird"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     module = next(out.glob("*.py"))
     canary = "/tmp/bpc_pwned"
@@ -155,3 +217,20 @@ def test_generated_functions_use_no_builtins_a_user_name_could_shadow():
                 stored = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
                 loaded = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
                 assert loaded - params - stored <= {"np"}, (path.name, loaded - params - stored)
+
+
+def test_attribute_ranges_are_checked():
+    """Attr(min=, max=): values outside are SpecErrors, not a ZeroDivisionError later."""
+    from compiler.ops.registry import Attr, _check_attr
+
+    n = Attr("n", "int", min=1, max=3)
+    assert _check_attr("op", n, 2, "here") == 2
+    for bad in (0, 4, -1):
+        with pytest.raises(SpecError) as e:
+            _check_attr("op", n, bad, "here")
+        assert e.value.location == "here" and "attribute 'n' of op 'op'" in e.value.message
+    for bad in (10**400, float("inf"), float("nan")):
+        with pytest.raises(SpecError):
+            _check_attr("op", Attr("p", "float"), bad, "here")
+    with pytest.raises(SpecError, match="expected an integer >= 1"):
+        compile_text(_spec(inputs=[{"name": "x", "shape": [2]}], nodes=["y = sum(one_hot(x, num_classes=0) @ W.T)"]))

@@ -3,7 +3,6 @@
 from . import core, nn  # noqa: F401  (declare the ops)
 from .registry import (  # noqa: F401
     V,
-    Expr,
     OpDef,
     Sample,
     all_ops,

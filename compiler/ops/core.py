@@ -8,27 +8,14 @@ import numpy as np
 
 from ..errors import ShapeError
 from .registry import (
-    ADD,
-    ATOM,
-    CMP,
-    MUL,
-    POW,
-    UNARY,
     Attr,
-    Expr,
     Sample,
     broadcast,
-    call,
     defop,
-    infix,
-    method,
     norm_axes,
-    num,
-    pyval,
     shape_text,
     static_size,
     sum_to_axes,
-    wrap,
 )
 
 # ------------------------------------------------------------------ samples
@@ -63,7 +50,6 @@ defop(
     arity=0,
     shape=lambda shape: shape,
     impl=None,
-    emit=None,
     vjp=None,
     attrs=[Attr("shape", "dims")],
     category="source",
@@ -75,7 +61,6 @@ defop(
     arity=0,
     shape=lambda shape: shape,
     impl=None,
-    emit=None,
     vjp=None,
     attrs=[Attr("shape", "dims")],
     category="source",
@@ -84,22 +69,11 @@ defop(
 )
 
 
-def _const_emit(e):
-    v, shape = e.attrs["value"], e.shape
-    if shape == ():
-        return num(v)
-    fn = {0.0: "np.zeros", 1.0: "np.ones"}.get(v)
-    if fn:
-        return call(fn, pyval(shape))
-    return call("np.full", pyval(shape), num(v))
-
-
 defop(
     "const",
     arity=0,
     shape=lambda value, shape: shape,
     impl=lambda value, shape: np.full(shape, value),
-    emit=_const_emit,
     vjp=None,
     attrs=[Attr("value", "float"), Attr("shape", "shape", ())],
     category="source",
@@ -115,9 +89,9 @@ def _elementwise(arity: int):
     shape = same if arity == 1 else (lambda a, b: broadcast(a, b))
     samples = unary_samples if arity == 1 else binary_samples
 
-    def declare(name, impl, emit, vjp, derivative, doc, domain=(-2.0, 2.0), **kw):
+    def declare(name, impl, vjp, derivative, doc, domain=(-2.0, 2.0), **kw):
         kw.setdefault("samples", samples())
-        defop(name, arity=arity, shape=shape, impl=impl, emit=emit, vjp=vjp,
+        defop(name, arity=arity, shape=shape, impl=impl, vjp=vjp,
               derivative=derivative, doc=doc, domain=domain, **kw)
 
     return declare
@@ -129,7 +103,6 @@ _unary = _elementwise(1)
 _unary(
     "neg",
     impl=np.negative,
-    emit=lambda e: Expr(f"-{wrap(e[0], POW)}", UNARY),
     vjp=lambda g, out, x: [-g],
     derivative="dx = -g",
     doc="Negation, -x.",
@@ -137,7 +110,6 @@ _unary(
 _unary(
     "exp",
     impl=np.exp,
-    emit=lambda e: call("np.exp", e[0]),
     vjp=lambda g, out, x: [g * out],
     derivative="dx = g * y  (reuses y = exp(x))",
     doc="Exponential.",
@@ -145,7 +117,6 @@ _unary(
 _unary(
     "log",
     impl=np.log,
-    emit=lambda e: call("np.log", e[0]),
     vjp=lambda g, out, x: [g / x],
     derivative="dx = g / x",
     doc="Natural logarithm (x > 0).",
@@ -154,24 +125,15 @@ _unary(
 _unary(
     "square",
     impl=np.square,
-    emit=lambda e: Expr(f"{wrap(e[0], POW + 1)} ** 2", POW),
     vjp=lambda g, out, x: [g * (2.0 * x)],
     derivative="dx = g * 2 * x",
     doc="x squared.",
 )
 
 
-def _pow_const_emit(e):
-    p = e.attrs["exponent"]
-    ptext = str(int(p)) if float(p).is_integer() and abs(p) < 1e6 else repr(p)
-    pe = Expr(ptext, UNARY if p < 0 else ATOM)
-    return Expr(f"{wrap(e[0], POW + 1)} ** {wrap(pe, UNARY)}", POW)
-
-
 _unary(
     "pow_const",
     impl=lambda x, exponent: np.power(x, exponent),
-    emit=_pow_const_emit,
     vjp=lambda g, out, x, exponent: [g * (exponent * x ** (exponent - 1.0))],
     derivative="dx = g * p * x ** (p - 1)",
     doc="x ** p for a constant exponent p (x > 0 unless p is an integer).",
@@ -201,7 +163,6 @@ _unary(
     "sigmoid",
     impl=_sigmoid_impl,
     # exp(-log(1 + exp(-x))), with logaddexp: no overflow, exact in both tails.
-    emit=lambda e: call("np.exp", Expr(f"-{call('np.logaddexp', '0.0', Expr(f'-{wrap(e[0], POW)}', UNARY)).text}", UNARY)),
     vjp=lambda g, out, x: [g * (out * (1.0 - out))],
     derivative="dx = g * y * (1 - y)  (reuses y = sigmoid(x))",
     doc="Logistic sigmoid 1 / (1 + exp(-x)), computed without overflow.",
@@ -210,7 +171,6 @@ _unary(
 _unary(
     "tanh",
     impl=np.tanh,
-    emit=lambda e: call("np.tanh", e[0]),
     vjp=lambda g, out, x: [g * (1.0 - out * out)],
     derivative="dx = g * (1 - y**2)  (reuses y = tanh(x))",
     doc="Hyperbolic tangent.",
@@ -218,7 +178,6 @@ _unary(
 _unary(
     "relu",
     impl=lambda x: np.where(x > 0, x, 0.0),
-    emit=lambda e: call("np.maximum", e[0], "0.0"),
     vjp=lambda g, out, x: [g * out.apply("step")],
     derivative="dx = g * (y > 0)  (subgradient 0 at x = 0)",
     doc="Rectified linear unit max(x, 0).",
@@ -226,8 +185,8 @@ _unary(
 )
 _unary(
     "step",
+    dtype="bool",
     impl=lambda x: (np.asarray(x) > 0).astype(np.float64),
-    emit=lambda e: Expr(f"{wrap(e[0], CMP + 1)} > 0", CMP),
     vjp=lambda g, out, x: [None],
     derivative="no gradient (piecewise constant)",
     doc="1 where x > 0, else 0: the derivative of relu.",
@@ -244,7 +203,6 @@ _binary = _elementwise(2)
 _binary(
     "add",
     impl=np.add,
-    emit=lambda e: infix(e[0], "+", e[1], ADD),
     vjp=lambda g, out, a, b: [g, g],
     derivative="da = g, db = g  (summed over broadcast axes)",
     doc="a + b with NumPy broadcasting.",
@@ -252,7 +210,6 @@ _binary(
 _binary(
     "sub",
     impl=np.subtract,
-    emit=lambda e: infix(e[0], "-", e[1], ADD),
     vjp=lambda g, out, a, b: [g, -g],
     derivative="da = g, db = -g",
     doc="a - b with NumPy broadcasting.",
@@ -260,7 +217,6 @@ _binary(
 _binary(
     "mul",
     impl=np.multiply,
-    emit=lambda e: infix(e[0], "*", e[1], MUL),
     vjp=lambda g, out, a, b: [g * b, g * a],
     derivative="da = g * b, db = g * a",
     doc="a * b elementwise with NumPy broadcasting.",
@@ -268,7 +224,6 @@ _binary(
 _binary(
     "div",
     impl=np.divide,
-    emit=lambda e: infix(e[0], "/", e[1], MUL),
     vjp=lambda g, out, a, b: [g / b, -(g * out) / b],
     derivative="da = g / b, db = -g * y / b  (reuses y = a / b)",
     doc="a / b elementwise with NumPy broadcasting (b != 0).",
@@ -324,7 +279,6 @@ defop(
     arity=2,
     shape=_matmul_shape,
     impl=np.matmul,
-    emit=lambda e: infix(e[0], "@", e[1], MUL),
     vjp=_matmul_vjp,
     derivative="da = g @ b.T, db = a.T @ g",
     doc="Matrix product a @ b with NumPy's rules (vectors, batches).",
@@ -348,13 +302,6 @@ def _transpose_shape(x, axes):
     return tuple(x[i] for i in perm)
 
 
-def _transpose_emit(e):
-    axes = e.attrs["axes"]
-    if axes is None or (len(axes) == 2 and axes == (1, 0)):
-        return method(e[0], ".T")
-    return call("np.transpose", e[0], pyval(axes))
-
-
 def _transpose_vjp(g, out, x, axes):
     if axes is None:
         return [g.T]
@@ -364,10 +311,10 @@ def _transpose_vjp(g, out, x, axes):
 
 defop(
     "transpose",
+    dtype="same",
     arity=1,
     shape=_transpose_shape,
     impl=lambda x, axes: np.transpose(x, axes),
-    emit=_transpose_emit,
     vjp=_transpose_vjp,
     attrs=[Attr("axes", "perm", None, "permutation; null reverses the axes")],
     derivative="dx = transpose(g, inverse permutation)",
@@ -394,14 +341,10 @@ def _reshape_shape(x, shape):
 
 defop(
     "reshape",
+    dtype="same",
     arity=1,
     shape=_reshape_shape,
     impl=lambda x, shape: np.reshape(x, tuple(-1 if isinstance(d, str) else d for d in shape)),
-    emit=lambda e: (
-        method(e[0], f".reshape({shape_text(e.attrs['shape'])})")
-        if e[0].shape
-        else call("np.reshape", e[0], shape_text(e.attrs["shape"]))
-    ),
     vjp=lambda g, out, x, shape: [g.reshape(x.shape)],
     attrs=[Attr("shape", "dims")],
     derivative="dx = reshape(g, x.shape)",
@@ -419,10 +362,10 @@ def _broadcast_to_shape(x, shape):
 
 defop(
     "broadcast_to",
+    dtype="same",
     arity=1,
     shape=_broadcast_to_shape,
     impl=lambda x, shape: np.broadcast_to(x, shape).copy(),
-    emit=lambda e: call("np.broadcast_to", e[0], pyval(e.attrs["shape"])),
     vjp=lambda g, out, x, shape: [g.sum_to(x.shape)],
     attrs=[Attr("shape", "shape")],
     derivative="dx = sum_to(g, x.shape)",
@@ -444,25 +387,11 @@ def _sum_to_impl(x, shape):
     return out.reshape(tuple(-1 if isinstance(d, str) else d for d in shape))
 
 
-def _sum_to_emit(e):
-    src, dst = e[0].shape, e.shape
-    lead, kept = sum_to_axes(src, dst)
-    if all(src[i] == 1 for i in lead + kept):
-        return method(e[0], f".reshape({shape_text(dst)})")  # only size-1 axes
-    if not kept:
-        return reduce_expr("sum", e[0], axis=pyval(lead) if len(lead) > 1 else lead[0])
-    if not lead:
-        return reduce_expr("sum", e[0], axis=pyval(kept) if len(kept) > 1 else kept[0], keepdims="True")
-    s = reduce_expr("sum", e[0], axis=pyval(lead + kept), keepdims="True")
-    return method(s, f".reshape({shape_text(dst)})")
-
-
 defop(
     "sum_to",
     arity=1,
     shape=_sum_to_shape,
     impl=_sum_to_impl,
-    emit=_sum_to_emit,
     vjp=lambda g, out, x, shape: [g.broadcast_to(x.shape, like=x)],
     attrs=[Attr("shape", "dims")],
     derivative="dx = broadcast_to(g, x.shape)",
@@ -485,28 +414,6 @@ def _reduce_shape(x, axis, keepdims):
     if keepdims:
         return tuple(1 if i in axes else d for i, d in enumerate(x))
     return tuple(d for i, d in enumerate(x) if i not in axes)
-
-
-def reduce_expr(fn: str, x: Expr, **kw) -> Expr:
-    """``x.sum(...)`` (a method call: less overhead than ``np.sum``), or
-    ``np.sum(x, ...)`` when x is a literal number."""
-    if x.literal:
-        return call(f"np.{fn}", x, **kw)
-    args = ", ".join(f"{k}={v}" for k, v in kw.items())
-    return method(x, f".{fn}({args})")
-
-
-def _reduce_emit(fn):
-    def emit(e):
-        axis, keepdims = e.attrs["axis"], e.attrs["keepdims"]
-        kw = {}
-        if axis is not None:
-            kw["axis"] = pyval(axis)
-        if keepdims:
-            kw["keepdims"] = "True"
-        return reduce_expr(fn, e[0], **kw)
-
-    return emit
 
 
 def _expand_back(g, x, axis, keepdims):
@@ -550,7 +457,6 @@ defop(
     arity=1,
     shape=_reduce_shape,
     impl=lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
-    emit=_reduce_emit("sum"),
     vjp=_sum_vjp,
     attrs=REDUCE_ATTRS,
     derivative="dx = broadcast g back over the summed axes",
@@ -563,7 +469,6 @@ defop(
     arity=1,
     shape=_reduce_shape,
     impl=lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims),
-    emit=_reduce_emit("mean"),
     vjp=_mean_vjp,
     attrs=REDUCE_ATTRS,
     derivative="dx = g / n broadcast back over the n averaged elements",
@@ -574,10 +479,10 @@ defop(
 
 defop(
     "identity",
+    dtype="same",
     arity=1,
     shape=same,
     impl=lambda x: np.array(x, copy=True),
-    emit=lambda e: e[0],
     vjp=lambda g, out, x: [g],
     derivative="dx = g",
     doc="The same value under another name (an alias: y = x).",
@@ -590,7 +495,6 @@ defop(
 _unary(
     "log1p",
     impl=np.log1p,
-    emit=lambda e: call("np.log1p", e[0]),
     vjp=lambda g, out, x: [g / (1.0 + x)],
     derivative="dx = g / (1 + x)",
     doc="log(1 + x), accurate for small x (x > -1).",
@@ -599,7 +503,6 @@ _unary(
 _unary(
     "sqrt",
     impl=np.sqrt,
-    emit=lambda e: call("np.sqrt", e[0]),
     vjp=lambda g, out, x: [g * 0.5 / out],
     derivative="dx = g * 0.5 / y  (reuses y = sqrt(x))",
     doc="Square root (x > 0).",
@@ -608,7 +511,6 @@ _unary(
 _unary(
     "abs",
     impl=np.abs,
-    emit=lambda e: call("np.abs", e[0]),
     vjp=lambda g, out, x: [g * x.apply("sign")],
     derivative="dx = g * sign(x)  (subgradient 0 at x = 0)",
     doc="Absolute value.",
@@ -617,7 +519,6 @@ _unary(
 _unary(
     "sign",
     impl=np.sign,
-    emit=lambda e: call("np.sign", e[0]),
     vjp=lambda g, out, x: [None],
     derivative="no gradient (piecewise constant)",
     doc="-1, 0 or 1: the derivative of abs.",
@@ -627,7 +528,6 @@ _unary(
 _unary(
     "sin",
     impl=np.sin,
-    emit=lambda e: call("np.sin", e[0]),
     vjp=lambda g, out, x: [g * x.apply("cos")],
     derivative="dx = g * cos(x)",
     doc="Sine.",
@@ -635,15 +535,14 @@ _unary(
 _unary(
     "cos",
     impl=np.cos,
-    emit=lambda e: call("np.cos", e[0]),
     vjp=lambda g, out, x: [-(g * x.apply("sin"))],
     derivative="dx = -g * sin(x)",
     doc="Cosine.",
 )
 _unary(
     "stop_gradient",
+    dtype="same",
     impl=lambda x: np.array(x, copy=True),
-    emit=lambda e: e[0],
     vjp=lambda g, out, x: [None],
     derivative="no gradient (treated as a constant)",
     doc="The same value, but no gradient flows through it.",
@@ -661,11 +560,11 @@ for _name, _sym, _fn in (
     _binary(
         _name,
         impl=(lambda fn: lambda a, b: fn(a, b).astype(np.float64))(_fn),
-        emit=(lambda sym: lambda e: Expr(f"{wrap(e[0], CMP + 1)} {sym} {wrap(e[1], CMP + 1)}", CMP))(_sym),
         vjp=lambda g, out, a, b: [None, None],
         derivative="no gradient (a condition)",
         doc=f"a {_sym} b elementwise: 1 where true, 0 where false (in expressions: a {_sym} b).",
         category="comparison",
+        dtype="bool",
         samples=[Sample(s) for s in BINARY_SHAPES[:3]],
         kinks=(),
     )
@@ -677,10 +576,11 @@ def _where_vjp(g, out, c, a, b):
 
 defop(
     "where",
+    dtype="same",
+    value_operands=(1, 2),
     arity=3,
     shape=lambda c, a, b: broadcast(c, a, b),
     impl=lambda c, a, b: np.where(c != 0, a, b),
-    emit=lambda e: call("np.where", e[0], e[1], e[2]),
     vjp=_where_vjp,
     derivative="da = where(c, g, 0), db = where(c, 0, g); no gradient to c",
     doc="where(cond, a, b): a where cond is true (nonzero), else b.",
@@ -705,7 +605,6 @@ def _cmp_vjp(first):
 _binary(
     "maximum",
     impl=np.maximum,
-    emit=lambda e: call("np.maximum", e[0], e[1]),
     vjp=_cmp_vjp(True),
     derivative="da = g * (a >= b), db = g * (a < b)  (ties go to a)",
     doc="Elementwise maximum.",
@@ -713,7 +612,6 @@ _binary(
 _binary(
     "minimum",
     impl=np.minimum,
-    emit=lambda e: call("np.minimum", e[0], e[1]),
     vjp=_cmp_vjp(False),
     derivative="da = g * (a <= b), db = g * (a > b)  (ties go to a)",
     doc="Elementwise minimum.",
@@ -721,7 +619,6 @@ _binary(
 _binary(
     "pow",
     impl=np.power,
-    emit=lambda e: Expr(f"{wrap(e[0], POW + 1)} ** {wrap(e[1], UNARY)}", POW),
     vjp=lambda g, out, a, b: [g * (b * a.apply("pow", b - 1.0)), g * (out * a.apply("log"))],
     derivative="da = g * b * a ** (b - 1), db = g * y * log(a)",
     doc="a ** b elementwise for a tensor exponent (a > 0).",
@@ -768,17 +665,6 @@ def _slice_shape(x, index):
     return tuple(_extent(start, stop) for kind, start, stop in resolve_index(x, index) if kind == "slice")
 
 
-def _index_text(index):
-    parts = []
-    for item in index:
-        if isinstance(item, int):
-            parts.append(str(item))
-        else:
-            a, b = item
-            parts.append(f"{'' if a is None else a}:{'' if b is None else b}")
-    return ", ".join(parts)
-
-
 def _slice_vjp(g, out, x, index):
     r = resolve_index(x.shape, index)
     kept = tuple(1 if kind == "int" else _extent(start, stop) for kind, start, stop in r)
@@ -788,10 +674,10 @@ def _slice_vjp(g, out, x, index):
 
 defop(
     "slice",
+    dtype="same",
     arity=1,
     shape=_slice_shape,
     impl=lambda x, index: x[tuple(i if isinstance(i, int) else slice(*i) for i in index)],
-    emit=lambda e: Expr(f"{wrap(e[0], ATOM)}[{_index_text(e.attrs['index'])}]", ATOM),
     vjp=_slice_vjp,
     attrs=[Attr("index", "index", doc="per axis: an int, or [start, stop] (null = open)")],
     derivative="dx = g placed back at the slice, zeros elsewhere (np.pad)",
@@ -818,10 +704,10 @@ def _pad_shape(x, widths):
 
 defop(
     "pad",
+    dtype="same",
     arity=1,
     shape=_pad_shape,
     impl=lambda x, widths: np.pad(x, widths),
-    emit=lambda e: call("np.pad", e[0], pyval(e.attrs["widths"])),
     vjp=lambda g, out, x, widths: [
         g.apply("slice", index=tuple((a, a + d) for d, (a, b) in zip(x.shape, widths)))
     ],
@@ -848,6 +734,9 @@ def _concat_shape(*xs, axis):
     for x in xs:
         if x[:ax] + x[ax + 1:] != xs[0][:ax] + xs[0][ax + 1:]:
             raise ShapeError("shapes " + ", ".join(str(list(x)) for x in xs) + f" differ off axis {axis}")
+    sym = [x[ax] for x in xs if not isinstance(x[ax], int)]
+    if sym:  # sizes not known until run time cannot be added up
+        raise ShapeError(f"cannot concatenate along symbolic dim '{sym[0]}' (axis {axis})")
     return xs[0][:ax] + (sum(x[ax] for x in xs),) + xs[0][ax + 1:]
 
 
@@ -863,10 +752,10 @@ def _concat_vjp(g, out, *xs, axis):
 
 defop(
     "concat",
+    dtype="same",
     arity=None,
     shape=_concat_shape,
     impl=lambda *xs, axis: np.concatenate(xs, axis=axis),
-    emit=lambda e: call("np.concatenate", "[" + ", ".join(a.text for a in e) + "]", axis=e.attrs["axis"]),
     vjp=_concat_vjp,
     attrs=[Attr("axis", "int", 0)],
     derivative="dx_i = the slice of g that x_i filled",
@@ -890,10 +779,10 @@ def _stack_vjp(g, out, *xs, axis):
 
 defop(
     "stack",
+    dtype="same",
     arity=None,
     shape=_stack_shape,
     impl=lambda *xs, axis: np.stack(xs, axis=axis),
-    emit=lambda e: call("np.stack", "[" + ", ".join(a.text for a in e) + "]", axis=e.attrs["axis"]),
     vjp=_stack_vjp,
     attrs=[Attr("axis", "int", 0)],
     derivative="dx_i = g[..., i, ...] along the new axis",
@@ -921,7 +810,6 @@ for _name, _fn in (("max", np.max), ("min", np.min)):
         arity=1,
         shape=_reduce_shape,
         impl=(lambda fn: lambda x, axis, keepdims: fn(x, axis=axis, keepdims=keepdims))(_fn),
-        emit=_reduce_emit(_name),
         vjp=_extreme_vjp,
         attrs=REDUCE_ATTRS,
         derivative="dx = g where x is the extreme (shared equally among ties), else 0",
@@ -935,10 +823,11 @@ for _name, _fn in (("max", np.max), ("min", np.min)):
 
 defop(
     "broadcast_like",
+    dtype="same",
+    value_operands=(0,),
     arity=2,
     shape=lambda x, like: _broadcast_to_shape(x, like),
     impl=lambda x, like: np.broadcast_to(x, np.shape(like)).copy(),
-    emit=lambda e: call("np.broadcast_to", e[0], method(e[1], ".shape")),
     vjp=lambda g, out, x, like: [g.sum_to(x.shape), None],
     derivative="dx = sum_to(g, x.shape)",
     doc="Broadcast x to the (possibly symbolic) shape of another value.",
@@ -948,18 +837,13 @@ defop(
 )
 
 
-def _count_emit(e):
-    axes = e.attrs["axis"]
-    parts = [f"{wrap(e[0], ATOM)}.shape[{a}]" for a in axes]
-    return Expr(" * ".join(parts), MUL if len(parts) > 1 else ATOM)
-
-
 defop(
     "count",
+    dtype="i64",
+    value_operands=(),
     arity=1,
     shape=lambda x, axis: (),
     impl=lambda x, axis: np.float64(math.prod(np.shape(x)[a] for a in axis)),
-    emit=_count_emit,
     vjp=lambda g, out, x, axis: [None],
     attrs=[Attr("axis", "axis")],
     derivative="no gradient (a size)",
@@ -970,14 +854,35 @@ defop(
 )
 defop(
     "zeros_like",
+    dtype="same",
     arity=1,
     shape=same,
     impl=np.zeros_like,
-    emit=lambda e: call("np.zeros_like", e[0]),
     vjp=lambda g, out, x: [None],
     derivative="no gradient",
     doc="Zeros of x's (possibly symbolic) shape.",
     category="shape",
     public=False,
     samples=unary_samples(),
+)
+
+
+def _cast_dtype(dtypes, attrs):
+    return attrs["dtype"]
+
+
+defop(
+    "cast",
+    arity=1,
+    shape=same,
+    impl=lambda x, dtype: np.asarray(x, dtype=np.float64),
+    vjp=lambda g, out, x, dtype: [None],
+    dtype=_cast_dtype,
+    attrs=[Attr("dtype", "choice", "f64", "the float type", ("f64", "f32"))],
+    derivative="no gradient (casts only masks and labels, which have none)",
+    doc="A bool or integer value as floats: inserted where an op that computes in "
+    "floats gets no float operand (mask + mask is a count, not a logical or).",
+    category="shape",
+    public=False,
+    samples=[Sample(((2, 3),), {}, (0.0, 3.0), integer=(0,))],
 )

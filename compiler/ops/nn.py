@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from .core import _unary, _reduce_shape, same, unary_samples
-from .registry import ATOM, Attr, Expr, Sample, broadcast, call, defop, norm_axes, num, wrap
+from .registry import Attr, Sample, broadcast, defop, norm_axes
 
 REDUCTION = Attr("reduction", "choice", "mean", "'mean' or 'sum' over examples", ("mean", "sum"))
 
@@ -24,36 +24,26 @@ REDUCTION = Attr("reduction", "choice", "mean", "'mean' or 'sum' over examples",
 _unary(
     "leaky_relu",
     impl=lambda x, alpha: np.where(x > 0, x, alpha * x),
-    emit=lambda e: call("np.where", f"{e[0].text} > 0.0", e[0], f"{num(e.attrs['alpha']).text} * {e[0].text}"),
     vjp=lambda g, out, x, alpha: [g * x.apply("gt", 0.0).apply("where", 1.0, alpha)],
     derivative="dx = g * where(x > 0, 1, alpha)",
     doc="x where x > 0, else alpha * x.",
     attrs=[Attr("alpha", "float", 0.01)],
     kinks=(0.0,),
-    reuses_operands=True,
     samples=unary_samples() + [Sample(((2, 3),), {"alpha": 0.2})],
 )
 _unary(
     "elu",
     impl=lambda x, alpha: np.where(x > 0, x, alpha * (np.exp(np.minimum(x, 0.0)) - 1.0)),
-    emit=lambda e: call(
-        "np.where",
-        f"{e[0].text} > 0.0",
-        e[0],
-        f"{num(e.attrs['alpha']).text} * np.expm1(np.minimum({e[0].text}, 0.0))",
-    ),
     vjp=lambda g, out, x, alpha: [g * x.apply("gt", 0.0).apply("where", 1.0, out + alpha)],
     derivative="dx = g * where(x > 0, 1, y + alpha)  (reuses y)",
     doc="x where x > 0, else alpha * (exp(x) - 1); no overflow for large x.",
     attrs=[Attr("alpha", "float", 1.0)],
     kinks=(0.0,),
-    reuses_operands=True,
     samples=unary_samples() + [Sample(((2, 3),), {"alpha": 0.5})],
 )
 _unary(
     "softplus",
     impl=lambda x: np.where(x > 0, x + np.log1p(np.exp(-np.abs(x))), np.log1p(np.exp(-np.abs(x)))),
-    emit=lambda e: call("np.logaddexp", "0.0", e[0]),
     vjp=lambda g, out, x: [g * x.apply("sigmoid")],
     derivative="dx = g * sigmoid(x)",
     doc="log(1 + exp(x)), computed as logaddexp(0, x): no overflow.",
@@ -73,7 +63,6 @@ defop(
     arity=1,
     shape=same,
     impl=lambda x: 0.5 * x * (1.0 + np.tanh(GELU_C * (x + 0.044715 * x**3))),
-    emit=None,
     vjp=None,
     decompose=_gelu,
     derivative="from its decomposition 0.5 x (1 + tanh(c (x + 0.044715 x^3)))",
@@ -124,7 +113,6 @@ defop(
     arity=1,
     shape=_reduce_shape,
     impl=_np_lse,
-    emit=None,
     vjp=None,
     decompose=_logsumexp,
     attrs=[Attr("axis", "axis", None), Attr("keepdims", "bool", False)],
@@ -142,7 +130,6 @@ defop(
     arity=1,
     shape=lambda x, axis: (norm_axes(axis, len(x)), x)[1],
     impl=lambda x, axis: np.exp(_np_log_softmax(x, axis)),
-    emit=None,
     vjp=None,
     decompose=_softmax,
     attrs=[Attr("axis", "int", -1)],
@@ -156,7 +143,6 @@ defop(
     arity=1,
     shape=lambda x, axis: (norm_axes(axis, len(x)), x)[1],
     impl=_np_log_softmax,
-    emit=None,
     vjp=None,
     decompose=_log_softmax,
     attrs=[Attr("axis", "int", -1)],
@@ -171,18 +157,14 @@ def _one_hot_shape(labels, num_classes):
     return tuple(labels) + (num_classes,)
 
 
-def _one_hot_emit(e):
-    return Expr(f"np.eye({e.attrs['num_classes']})[{wrap(e[0], ATOM)}.astype(np.intp)]", ATOM)
-
-
 defop(
     "one_hot",
+    value_operands=(),
     arity=1,
     shape=_one_hot_shape,
     impl=lambda labels, num_classes: np.eye(num_classes)[np.asarray(labels).astype(np.intp)],
-    emit=_one_hot_emit,
     vjp=lambda g, out, labels, num_classes: [None],
-    attrs=[Attr("num_classes", "int")],
+    attrs=[Attr("num_classes", "int", min=1)],
     derivative="no gradient (labels are integers)",
     doc="Integer class labels (stored as floats) to one-hot rows along a new last axis.",
     category="loss",
@@ -240,7 +222,6 @@ defop(
     arity=2,
     shape=_pair_shape,
     impl=lambda p, t, reduction: _np_reduce((p - t) ** 2, reduction),
-    emit=None,
     vjp=None,
     decompose=lambda p, t, reduction: _reduce((p - t).apply("square"), reduction),
     attrs=[REDUCTION],
@@ -254,7 +235,6 @@ defop(
     arity=2,
     shape=_pair_shape,
     impl=lambda p, t: np.sum((p - t) ** 2),
-    emit=None,
     vjp=None,
     decompose=lambda p, t: (p - t).apply("square").apply("sum", axis=None, keepdims=False),
     derivative="dp = 2 (p - t)  (from the decomposition)",
@@ -269,7 +249,6 @@ defop(
     impl=lambda z, y, axis, reduction: _np_reduce(
         -np.sum(_np_targets(z, y, axis) * _np_log_softmax(z, axis), axis=axis), reduction
     ),
-    emit=None,
     vjp=None,
     decompose=lambda z, y, axis, reduction: _reduce(
         -(_targets(z, y, axis) * _log_softmax(z, axis)).apply("sum", axis=axis, keepdims=False), reduction
@@ -289,7 +268,6 @@ defop(
     arity=2,
     shape=_ce_shape,
     impl=lambda lp, y, axis, reduction: _np_reduce(-np.sum(_np_targets(lp, y, axis) * lp, axis=axis), reduction),
-    emit=None,
     vjp=None,
     decompose=lambda lp, y, axis, reduction: _reduce(
         -(_targets(lp, y, axis) * lp).apply("sum", axis=axis, keepdims=False), reduction
@@ -308,7 +286,6 @@ defop(
     arity=2,
     shape=_pair_shape,
     impl=lambda z, t, reduction: _np_reduce(np.logaddexp(0.0, z) - t * z, reduction),
-    emit=None,
     vjp=None,
     decompose=lambda z, t, reduction: _reduce(z.apply("softplus") - t * z, reduction),
     attrs=[REDUCTION],

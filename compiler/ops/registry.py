@@ -4,7 +4,10 @@ An :class:`OpDef` holds, side by side:
 
 * ``shape``: the static shape rule ``shape(*in_shapes, **attrs) -> shape``;
 * ``impl``: a NumPy implementation used by the reference interpreter;
-* ``emit``: how codegen writes it as a NumPy expression (an :class:`Expr`);
+* ``dtype``: the result's element type: ``"float"`` (the compile dtype; an op
+  whose value operands are all bool/int gets one cast first, so ``mask +
+  mask`` is a sum, not a logical or), ``"bool"`` (comparisons), ``"i64"``, or
+  ``"same"`` (shape ops keep their operand's type);
 * ``vjp``: the derivative rule ``vjp(g, out, *args, **attrs) -> [ct, ...]``,
   written with :class:`V` handles, so that it builds ordinary IR nodes (and the
   adjoint graph can be optimized, printed and differentiated again). A ``None``
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
@@ -27,46 +30,22 @@ from ..errors import ShapeError, SpecError
 
 REQUIRED = object()
 
-# Python operator precedences (higher binds tighter).
-CMP, ADD, MUL, UNARY, POW, ATOM = 50, 60, 70, 80, 90, 100
+# Element types of IR values. FLOAT is a placeholder in dtype rules for "the
+# compile dtype" (f64 or f32); bool comes from comparisons, i64 from labels.
+FLOAT, BOOL, INT = "float", "bool", "i64"
+DTYPES = ("f64", "f32", "bool", "i64")
 
 
-@dataclass(frozen=True)
-class Expr:
-    """A NumPy expression in generated code, with its precedence and shape."""
-
-    text: str
-    prec: int = ATOM
-    shape: tuple[int, ...] = ()
-    literal: bool = False  # a number: no methods can be called on it
+def is_float(dtype: str) -> bool:
+    return dtype in ("f64", "f32")
 
 
-def wrap(e: Expr, min_prec: int) -> str:
-    return e.text if e.prec >= min_prec else f"({e.text})"
-
-
-def infix(a: Expr, op: str, b: Expr, prec: int) -> Expr:
-    """Left-associative binary operator."""
-    return Expr(f"{wrap(a, prec)} {op} {wrap(b, prec + 1)}", prec)
-
-
-def call(fn: str, *args: Expr | str, **kw: Any) -> Expr:
-    parts = [a.text if isinstance(a, Expr) else a for a in args]
-    parts += [f"{k}={v}" for k, v in kw.items()]
-    return Expr(f"{fn}({', '.join(parts)})", ATOM)
-
-
-def method(recv: Expr, text: str) -> Expr:
-    return Expr(f"{wrap(recv, ATOM)}{text}", ATOM)
-
-
-def num(v: float) -> Expr:
-    """A float literal (negative ones carry unary precedence)."""
-    v = float(v)
-    text = repr(v) if math.isfinite(v) else f"np.{'inf' if v > 0 else 'nan'}"
-    if v < 0 and math.isfinite(v):
-        return Expr(text, UNARY, literal=True)
-    return Expr(text, ATOM, literal=True)
+def promote(dtypes: list[str]) -> str:
+    """NumPy's promotion among our dtypes: any float wins, then int, then bool."""
+    for d in ("f64", "f32", "i64"):
+        if d in dtypes:
+            return d
+    return BOOL
 
 
 def pyval(v: Any) -> str:
@@ -77,15 +56,6 @@ def pyval(v: Any) -> str:
     return repr(v)
 
 
-class EmitArgs(list):
-    """Operands of an emitted op (``Expr`` each) with ``attrs`` and out ``shape``."""
-
-    def __init__(self, args: Sequence[Expr], attrs: dict, shape: tuple[int, ...]):
-        super().__init__(args)
-        self.attrs = attrs
-        self.shape = shape
-
-
 @dataclass(frozen=True)
 class Attr:
     name: str
@@ -93,6 +63,8 @@ class Attr:
     default: Any = REQUIRED
     doc: str = ""
     choices: tuple = ()
+    min: float | None = None  # range of "int" and "float" attributes (inclusive)
+    max: float | None = None
 
 
 def _check_index(v: Any, bad) -> tuple:
@@ -131,7 +103,6 @@ class OpDef:
     arity: int | None
     shape: Callable[..., tuple[int, ...]]
     impl: Callable[..., np.ndarray]
-    emit: Callable[[EmitArgs], Expr]
     vjp: Callable[..., list] | None
     attrs: tuple[Attr, ...] = ()
     samples: tuple[Sample, ...] = ()
@@ -141,13 +112,16 @@ class OpDef:
     doc: str = ""
     public: bool = True  # usable from specs (internal ops serve rules only)
     category: str = "elementwise"
+    # "float", "bool", "i64", "same" (see the module docstring), or a function
+    # (operand dtypes, attrs) -> dtype.
+    dtype: str | Callable[..., str] = FLOAT
+    # Operands whose dtype decides the result (where's condition does not).
+    value_operands: tuple[int, ...] | None = None
     # A composite op is defined by a decomposition into other ops (built with V
     # handles); it needs no emit and no vjp of its own. ``impl`` stays as an
     # independent reference for the tests.
     decompose: Callable[..., "V"] | None = None
     min_arity: int = 1  # for variadic ops (arity None)
-    # The emission template repeats an operand: codegen must name it first.
-    reuses_operands: bool = False
 
     def normalize_attrs(self, attrs: dict, where: str | None) -> dict:
         out = {}
@@ -184,6 +158,30 @@ class OpDef:
         except ShapeError as e:
             raise ShapeError(f"{self.name}: {e.message}", where) from None
 
+    def value_args(self, n: int) -> tuple[int, ...]:
+        return tuple(range(n)) if self.value_operands is None else self.value_operands
+
+    def infer_dtype(self, dtypes: list[str], attrs: dict, float_dtype: str) -> str:
+        """The result dtype, given operand dtypes that already obey ``needs_cast``."""
+        if callable(self.dtype):
+            return self.dtype(dtypes, attrs)
+        if self.dtype in (BOOL, INT):
+            return self.dtype
+        if self.dtype == "same":
+            vals = [dtypes[i] for i in self.value_args(len(dtypes))]
+            return promote(vals) if vals else float_dtype
+        return float_dtype
+
+    def needs_cast(self, dtypes: list[str]) -> int | None:
+        """The operand to cast to float so that a float op computes in floats:
+        the first value operand when none of them is a float, else None."""
+        if self.dtype != FLOAT:
+            return None
+        vals = self.value_args(len(dtypes))
+        if not vals or any(is_float(dtypes[i]) for i in vals):
+            return None
+        return vals[0]
+
 
 def _check_attr(op: str, a: Attr, v: Any, where: str | None) -> Any:
     def bad(expected: str):
@@ -192,16 +190,23 @@ def _check_attr(op: str, a: Attr, v: Any, where: str | None) -> Any:
     def is_int(x: Any) -> bool:
         return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
+    def in_range(x: Any, what: str) -> Any:
+        if a.min is not None and x < a.min:
+            raise bad(f"{what} >= {a.min:g}")
+        if a.max is not None and x > a.max:
+            raise bad(f"{what} <= {a.max:g}")
+        return x
+
     if a.kind == "float":
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise bad("a number")
-        if not math.isfinite(v):
+        if (isinstance(v, int) and abs(v) > 1e308) or not math.isfinite(v):
             raise bad("a finite number")
-        return float(v)
+        return in_range(float(v), "a number")
     if a.kind == "int":
         if not is_int(v):
             raise bad("an integer")
-        return int(v)
+        return in_range(int(v), "an integer")
     if a.kind == "bool":
         if not isinstance(v, bool):
             raise bad("true or false")

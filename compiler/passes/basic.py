@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Iterator
 
 import numpy as np
 
 from ..errors import ShapeError
 from ..ir import BACKWARD, Graph
-from ..ops.registry import broadcast, get_op, is_static
+from ..ops.registry import broadcast, get_op, is_float, is_static
 
 SOURCES = {"input", "param"}
 ELEMENTWISE_BINARY = {"add", "sub", "mul", "div"}
@@ -27,6 +29,47 @@ def dce(g: Graph, inplace: bool = False) -> Graph:
     return g
 
 
+class _Roots:
+    """The graph's ``outputs`` and ``grads`` maps, held aside while a pass rewrites.
+
+    ``Graph.replace_uses`` and ``Graph.rename`` retarget those maps by scanning
+    them, which made a pass quadratic on deep networks (two gradients per
+    layer). While they are held here the graph's maps are empty, and ``move``
+    follows each replacement through an index (node -> the entries naming it)
+    in constant time; the maps come back, retargeted, when the pass ends.
+    """
+
+    def __init__(self, g: Graph):
+        self.g = g
+        self.maps = (g.outputs, g.grads)
+        self.at: dict[str, list[tuple[int, str]]] = {}
+        for i, m in enumerate(self.maps):
+            for k, v in m.items():
+                self.at.setdefault(v, []).append((i, k))
+        g.outputs, g.grads = {}, {}
+
+    def move(self, old: str, new: str) -> None:
+        """What ``Graph._retarget(old, new)`` does to the held maps."""
+        if old != new and old in self.at:
+            self.at.setdefault(new, []).extend(self.at.pop(old))
+
+    def restore(self) -> None:
+        maps = tuple(dict(m) for m in self.maps)
+        for node, entries in self.at.items():
+            for i, k in entries:
+                maps[i][k] = node
+        self.g.outputs, self.g.grads = maps
+
+
+@contextlib.contextmanager
+def _held_roots(g: Graph) -> Iterator[_Roots]:
+    roots = _Roots(g)
+    try:
+        yield roots
+    finally:
+        roots.restore()
+
+
 def _key(g: Graph, n: str) -> tuple:
     d = g.data(n)
     attrs = tuple(sorted((k, _hashable(v)) for k, v in d["attrs"].items()))
@@ -42,6 +85,12 @@ def _hashable(v):
 def cse(g: Graph, inplace: bool = False) -> Graph:
     """Merge nodes that compute the same op on the same operands."""
     g = g if inplace else g.copy()
+    with _held_roots(g) as roots:
+        _cse(g, roots)
+    return g
+
+
+def _cse(g: Graph, roots: _Roots) -> None:
     seen: dict[tuple, str] = {}
     for n in g.topo():
         if g.op(n) in SOURCES:
@@ -51,16 +100,17 @@ def cse(g: Graph, inplace: bool = False) -> Graph:
             keep = seen[k]
             # Keep the user's name when only the duplicate has one.
             g.replace_uses(n, keep)
+            roots.move(n, keep)
             if g.data(n)["named"] and not g.data(keep)["named"] and g.data(n)["phase"] == g.data(keep)["phase"]:
                 g.remove(n)
                 g.rename(keep, n)
+                roots.move(keep, n)
                 seen[k] = n
                 g.data(n)["named"] = True
             else:
                 g.remove(n)
         else:
             seen[k] = n
-    return g
 
 
 def _scalar_const(g: Graph, n: str) -> float | None:
@@ -78,8 +128,8 @@ def fold_constants(g: Graph, inplace: bool = False) -> Graph:
         args = g.args(n)
         if d["op"] in SOURCES or d["op"] == "const" or not args or not is_static(d["shape"]):
             continue
-        if not all(g.op(a) == "const" for a in args):
-            continue
+        if not all(g.op(a) == "const" for a in args) or not is_float(d["dtype"]):
+            continue  # (a folded comparison would turn a bool into a float const)
         opdef = get_op(d["op"])
         # Scalars fold through any op; filled arrays only through elementwise
         # ops (a fill of the result's shape stays a fill).
@@ -106,6 +156,12 @@ def simplify(g: Graph, inplace: bool = False) -> Graph:
     same -> that scalar (no materialized arrays).
     """
     g = g if inplace else g.copy()
+    with _held_roots(g) as roots:
+        _simplify(g, roots)
+    return g
+
+
+def _simplify(g: Graph, roots: _Roots) -> None:
     for n in g.topo():
         if n not in g:
             continue
@@ -144,7 +200,7 @@ def simplify(g: Graph, inplace: bool = False) -> Graph:
                 repl = a
             elif op == "add" and ca == 0.0 and g.shape(b) == shape:
                 repl = b
-            elif op == "mul" and -1.0 in (ca, cb) and g.shape(b if ca == -1.0 else a) == shape:
+            elif op == "mul" and -1.0 in (ca, cb) and _same_type(g, b if ca == -1.0 else a, n):
                 d["op"], d["attrs"] = "neg", {}  # -1 * x -> -x
                 g.set_args(n, [b if ca == -1.0 else a])
             elif op == "mul" and (ca is not None or cb is not None) and g.shape(a if cb is None else b) == ():
@@ -152,9 +208,19 @@ def simplify(g: Graph, inplace: bool = False) -> Graph:
             else:
                 _scalarize_fills(g, n)
                 _drop_broadcasts(g, n)
+        if repl is not None and g.dtype(repl) != d["dtype"]:
+            # 1.0 * mask is a float; the mask alone is a bool: cast instead.
+            if g.shape(repl) == shape and not is_float(g.dtype(repl)) and is_float(d["dtype"]):
+                d["op"], d["attrs"] = "cast", {"dtype": d["dtype"]}
+                g.set_args(n, [repl])
+            repl = None
         if repl is not None:
-            _replace(g, n, repl)
-    return g
+            _replace(g, n, repl, roots)
+
+
+def _same_type(g: Graph, a: str, n: str) -> bool:
+    """``a`` can stand for ``n``: same shape and dtype."""
+    return g.shape(a) == g.shape(n) and g.dtype(a) == g.dtype(n)
 
 
 def _scalarize_fills(g: Graph, n: str) -> None:
@@ -222,12 +288,14 @@ def _drop_broadcasts(g: Graph, n: str) -> None:
                 g.set_args(n, args)
 
 
-def _replace(g: Graph, n: str, repl: str) -> None:
+def _replace(g: Graph, n: str, repl: str, roots: _Roots) -> None:
     """Replace ``n`` by ``repl``. An adjoint's readable name (``g_x``) moves
     to ``repl`` when that is an unnamed adjoint temporary."""
     g.replace_uses(n, repl)
+    roots.move(n, repl)
     dn, dr = g.data(n), g.data(repl)
     g.remove(n)
     if dn["named"] and not dr["named"] and dn["phase"] == dr["phase"] == BACKWARD:
         g.rename(repl, n)
+        roots.move(repl, n)
         g.data(n)["named"] = True

@@ -1,0 +1,178 @@
+"""The last check before a generated module is written: its syntax tree against
+a whitelist.
+
+Codegen builds code from syntax trees and puts spec text into source only as
+string literals (made by ``ast.unparse``) or as comment lines with every
+non-printable character replaced. This module is the backstop that makes any
+future slip there fail loudly instead of writing code that runs on import: the
+finished source is parsed, and every statement and expression must be one the
+contract (``docs/generated.md``) allows. Anything else is an internal error and
+nothing is written. ``docs/security.md`` lists what this guarantees.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+
+from .errors import OutputError
+from .targets.numpy import METHODS, NP_NAMES
+
+# Module-level names a generated module may assign, and functions it may define.
+CONSTANTS = frozenset({"PARAMS", "INPUTS", "WRT", "OUTPUTS", "LOSS", "DIMS"})
+FUNCTIONS = frozenset({"init_params", "example_inputs", "forward", "value_and_grad"})
+_BUILTINS = frozenset(dir(builtins))
+
+_EXPR_NODES = (
+    ast.Name,
+    ast.Constant,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Compare,
+    ast.BoolOp,
+    ast.Call,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Slice,
+    ast.Tuple,
+    ast.List,
+    ast.Dict,
+    ast.keyword,
+    # operators and contexts
+    ast.operator,
+    ast.unaryop,
+    ast.cmpop,
+    ast.boolop,
+    ast.expr_context,
+)
+
+
+class _Reject(Exception):
+    pass
+
+
+def verify_module(source: str, templates: dict[str, str] | None = None) -> None:
+    """Raise OutputError unless ``source`` is a module the whitelist allows.
+
+    ``templates`` maps a top-level function name (or ``"__main__"`` for the
+    ``if __name__ == "__main__":`` block) to its fixed source text; such
+    blocks must equal the template's text exactly (they hold no spec text).
+    """
+    fixed = {name: text.strip() for name, text in (templates or {}).items()}
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:
+        raise OutputError(f"generated module does not parse (line {e.lineno}): {e.msg}") from None
+    try:
+        _module(tree, source, fixed)
+    except _Reject as e:
+        raise OutputError(f"generated module fails the output whitelist: {e}") from None
+
+
+def _where(node: ast.AST) -> str:
+    return f"line {getattr(node, 'lineno', '?')}"
+
+
+def _module(tree: ast.Module, source: str, fixed: dict[str, str]) -> None:
+    body = tree.body
+    if not body or not _is_docstring(body[0]):
+        raise _Reject("the module must start with its docstring")
+    seen_import = False
+    for node in body[1:]:
+        if isinstance(node, ast.Import):
+            if seen_import or [(a.name, a.asname) for a in node.names] != [("numpy", "np")]:
+                raise _Reject(f"{_where(node)}: only one 'import numpy as np' is allowed")
+            seen_import = True
+        elif isinstance(node, ast.Assign):
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            if len(names) != 1 or len(node.targets) != 1 or names[0] not in CONSTANTS:
+                raise _Reject(f"{_where(node)}: module-level assignment to {ast.unparse(node.targets[0])}")
+            try:
+                ast.literal_eval(node.value)
+            except ValueError:
+                raise _Reject(f"{_where(node)}: {names[0]} must be a literal") from None
+        elif isinstance(node, ast.FunctionDef) and node.name in fixed:
+            if ast.get_source_segment(source, node) != fixed[node.name]:
+                raise _Reject(f"{_where(node)}: {node.name} differs from its template")
+        elif isinstance(node, ast.If) and "__main__" in fixed:
+            if ast.get_source_segment(source, node) != fixed["__main__"]:
+                raise _Reject(f"{_where(node)}: the __main__ block differs from its template")
+        elif isinstance(node, ast.FunctionDef) and node.name in FUNCTIONS:
+            _function(node)
+        else:
+            raise _Reject(f"{_where(node)}: {type(node).__name__} is not allowed at module level")
+    if not seen_import:
+        raise _Reject("missing 'import numpy as np'")
+
+
+def _is_docstring(node: ast.stmt) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def _function(fn: ast.FunctionDef) -> None:
+    a = fn.args
+    if fn.decorator_list or fn.returns or a.vararg or a.kwarg or a.posonlyargs or a.kwonlyargs:
+        raise _Reject(f"{_where(fn)}: {fn.name} has a signature the contract does not allow")
+    for arg in a.args:
+        _name(arg.arg, arg)
+        if arg.annotation is not None:
+            raise _Reject(f"{_where(arg)}: annotations are not allowed")
+    for d in a.defaults:
+        try:
+            ast.literal_eval(d)
+        except ValueError:
+            raise _Reject(f"{_where(d)}: defaults must be literals") from None
+    body = fn.body[1:] if fn.body and _is_docstring(fn.body[0]) else fn.body
+    for st in body:
+        _statement(st)
+
+
+def _statement(st: ast.stmt) -> None:
+    if isinstance(st, ast.Assign):
+        if len(st.targets) != 1 or not isinstance(st.targets[0], ast.Name):
+            raise _Reject(f"{_where(st)}: only 'name = expression' assignments are allowed")
+        _name(st.targets[0].id, st)
+        _expr(st.value)
+    elif isinstance(st, ast.AugAssign):
+        if not isinstance(st.target, ast.Name):
+            raise _Reject(f"{_where(st)}: only 'name += expression' is allowed")
+        _name(st.target.id, st)
+        _expr(st.value)
+    elif isinstance(st, ast.Delete):
+        # black wraps a long ``del a, b`` as ``del (a, b)``: a tuple of names
+        targets = [e for t in st.targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
+        for t in targets:
+            if not isinstance(t, ast.Name):
+                raise _Reject(f"{_where(st)}: only names can be deleted")
+            _name(t.id, st)
+    elif isinstance(st, ast.Return):
+        if st.value is not None:
+            _expr(st.value)
+    else:
+        raise _Reject(f"{_where(st)}: {type(st).__name__} statements are not allowed in functions")
+
+
+def _name(name: str, node: ast.AST) -> None:
+    if name.startswith("__") or name in _BUILTINS:
+        raise _Reject(f"{_where(node)}: the name {name!r} is not allowed")
+
+
+def _expr(node: ast.AST) -> None:
+    for sub in ast.walk(node):
+        if not isinstance(sub, _EXPR_NODES):
+            raise _Reject(f"{_where(sub)}: {type(sub).__name__} is not allowed in an expression")
+        if isinstance(sub, ast.Name):
+            _name(sub.id, sub)
+        elif isinstance(sub, ast.Attribute):
+            if isinstance(sub.value, ast.Name) and sub.value.id == "np":
+                if sub.attr not in NP_NAMES:
+                    raise _Reject(f"{_where(sub)}: np.{sub.attr} is not on the list of allowed NumPy names")
+            elif sub.attr not in METHODS:
+                raise _Reject(f"{_where(sub)}: .{sub.attr} is not on the list of allowed methods")
+        elif isinstance(sub, ast.Call):
+            if not isinstance(sub.func, ast.Attribute):
+                raise _Reject(f"{_where(sub)}: only np.* functions and array methods may be called")
+            if any(k.arg is None for k in sub.keywords):
+                raise _Reject(f"{_where(sub)}: ** arguments are not allowed")
+        elif isinstance(sub, ast.Constant) and not isinstance(sub.value, (int, float, str, bool, type(None))):
+            raise _Reject(f"{_where(sub)}: constant {sub.value!r} is not allowed")
