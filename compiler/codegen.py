@@ -211,7 +211,7 @@ class _Emitter:
             if self.inlined(n):
                 continue
             d = g.data(n)
-            if self.opts.inplace_accumulate and d["op"] == "add" and d.get("accum"):
+            if self.opts.inplace_accumulate and d["op"] == "add" and d.get("accum") and d["shape"] != ():
                 terms = self._terms(n)
                 if len(terms) >= 3 and all(g.shape(t) == d["shape"] for t in terms):
                     reads: set[str] = set()

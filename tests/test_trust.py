@@ -77,6 +77,8 @@ REPRO = {
     },
     # d/dp maximum(p, p) is 1: ties go to one side, so f(x, x) = x differentiates right
     "max_tie": {"params": [{"name": "p", "shape": [], "value": 0.5}], "nodes": ["l = maximum(p, p)"], "loss": "l"},
+    # a scalar fan-out of literals summed in place stayed a Python float
+    "scalar_literal_fanout": {"params": [{"name": "p1", "shape": [], "value": 0.5}], "nodes": ["v2 = p1 - p1 + p1"], "loss": "v2"},
     "min_tie": {"params": [{"name": "p", "shape": [2], "value": [0.5, -1]}], "nodes": ["l = sum(minimum(p, p) * p)"], "loss": "l"},
 }
 
