@@ -22,6 +22,7 @@ from compiler.errors import BpcError, OutputError
 from compiler.codegen import generated_lines
 from compiler.ir import MAX_ELEMENTS
 from compiler.names import check_name, display
+from compiler.options import CompileOptions
 from compiler.pipeline import Compiled, compile_file, compile_spec
 from compiler.printing import is_ir_dump
 from compiler.spec import MAX_SEED, parse_json, read_text, spec_from_data
@@ -97,9 +98,20 @@ def fail(e: BpcError) -> None:
     raise typer.Exit(2)
 
 
-def _compile(spec: Path, O0: bool = False, comments: bool = True, name: str | None = None) -> Compiled:
+class DType(str, Enum):
+    float64 = "float64"
+    float32 = "float32"
+
+
+DTYPE_HELP = "float type of every array, constant and gradient"
+
+
+def _compile(
+    spec: Path, O0: bool = False, comments: bool = True, name: str | None = None, dtype: str = "float64"
+) -> Compiled:
     try:
-        return compile_file(spec, passes=set() if O0 else None, comments=comments, name=name)
+        options = CompileOptions(dtype=dtype, passes=frozenset() if O0 else None, comments=comments, name=name)
+        return compile_file(spec, options=options)
     except BpcError as e:
         fail(e)
         raise  # unreachable
@@ -245,6 +257,7 @@ def compile(
     O0: bool = typer.Option(False, "-O0", help="turn all optimization passes off"),
     no_comments: bool = typer.Option(False, "--no-comments", help="terse code without comments"),
     name: Optional[str] = typer.Option(None, "--name", help=NAME_HELP + "; one spec only"),
+    dtype: DType = typer.Option(DType.float64, "--dtype", help=DTYPE_HELP),
 ) -> None:
     """Compile each SPEC into OUT/<name>.py.
 
@@ -253,7 +266,7 @@ def compile(
     """
     if name is not None and len(specs) != 1:
         fail(BpcError("--name needs exactly one spec", "--name"))
-    compiled = [_compile(s, O0, not no_comments, name) for s in specs]
+    compiled = [_compile(s, O0, not no_comments, name, dtype.value) for s in specs]
     names = [c.name for c in compiled]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -287,13 +300,16 @@ def check(
         256, "--samples", min=0, max=MAX_ELEMENTS, help="elements checked per tensor (a seeded random subset); 0: all"
     ),
     name: Optional[str] = typer.Option(None, "--name", help=NAME_HELP),
+    dtype: DType = typer.Option(DType.float64, "--dtype", help=DTYPE_HELP),
 ) -> None:
     """Compile SPEC in memory, run it, compare gradients with finite differences.
 
-    Exits 1 when a gradient is off. Example: bpc check examples/neuron.json
+    A float32 module is compared with its float64 twin (itself checked by finite
+    differences) at float32 tolerances. Exits 1 when a gradient is off.
+    Example: bpc check examples/neuron.json
     """
     dims = _parse_dims(dim)
-    c = _compile(spec, O0, name=name)
+    c = _compile(spec, O0, name=name, dtype=dtype.value)
     if not _check(c, seed, as_json, dims, samples):
         raise typer.Exit(1)
 
@@ -306,6 +322,7 @@ def ir(
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="write to a file (needed for png)"),
     stats: bool = typer.Option(False, "--stats", help="node counts per op before/after passes"),
     name: Optional[str] = typer.Option(None, "--name", help=NAME_HELP),
+    dtype: DType = typer.Option(DType.float64, "--dtype", help=DTYPE_HELP),
 ) -> None:
     """Print the IR of SPEC at a stage, as text, JSON, or a picture.
 
@@ -314,7 +331,7 @@ def ir(
     """
     from compiler import printing
 
-    c = _compile(spec, name=name)
+    c = _compile(spec, name=name, dtype=dtype.value)
     if stats:
         typer.echo(printing.stats(c.report), nl=False)
         return

@@ -43,6 +43,9 @@ from .targets.pyexpr import NP, E, assign, augassign
 from .verify import verify_module
 
 SOURCES = ("input", "param")
+# Ops whose spelling (an operator, or a method of its operand) keeps Python
+# numbers Python numbers; every np.* function returns NumPy values.
+SCALAR_ARITH = frozenset({"add", "sub", "mul", "div", "neg", "square", "pow_const", "pow", "identity", "stop_gradient"})
 LINE = 88
 MAX_INLINE_DEPTH = 24
 
@@ -134,6 +137,8 @@ class _Emitter:
         self.g = g
         self.opts = opts
         self.target = opts.target
+        self.assigned: set[str] = set()
+        self._pynum: dict[str, bool] = {}
         self.roots = set(roots)
         nodes = g.ancestors(roots)
         self.order = [n for n in g.topo(nodes) if g.op(n) not in SOURCES]
@@ -152,6 +157,26 @@ class _Emitter:
                 self.forced.add(n)
                 dn = 0
             depth[n] = dn
+
+    def python_number(self, n: str) -> bool:
+        """Whether ``n``'s emitted value is a Python number, not a NumPy value:
+        a scalar literal, a size read from a shape, or arithmetic of those,
+        not yet assigned to a variable (statements make them NumPy scalars)."""
+        if n in self.assigned:
+            return False
+        if n not in self._pynum:
+            g = self.g
+            op = g.op(n)
+            if op == "const":
+                out = g.shape(n) == ()
+            elif op == "count":
+                out = True
+            elif op in SCALAR_ARITH:
+                out = all(self.python_number(a) for a in g.args(n))
+            else:
+                out = False
+            self._pynum[n] = out
+        return self._pynum[n]
 
     def _inlinable(self, n: str) -> bool:
         g = self.g
@@ -176,17 +201,13 @@ class _Emitter:
     def rhs(self, n: str, reads: set[str]) -> E:
         g = self.g
         d = g.data(n)
-        operands, weak = [], []
-        for a in g.args(n):
-            r: set[str] = set()
-            operands.append(self.expr(a, r))
-            weak.append(not r)  # Python numbers only: no array gives it a dtype
-            reads |= r
+        args = g.args(n)
+        operands = [self.expr(a, reads) for a in args]
         if d["dtype"] != "f64" and is_float(d["dtype"]):
-            # Python floats are float64 once no array operand carries the
+            # Python numbers are float64 once no array operand carries the
             # compile dtype (np.where(c, 1.0, 0.5)): give the first one it.
             vals = get_op(d["op"]).value_args(len(operands))
-            if vals and all(weak[i] for i in vals):
+            if vals and all(self.python_number(args[i]) for i in vals):
                 i = vals[0]
                 operands[i] = NP.attr(FLOAT_TYPES[d["dtype"]])(operands[i])
         e = self.target.emit(d["op"], operands, d["attrs"], d["shape"], d["dtype"])
@@ -224,11 +245,13 @@ class _Emitter:
                     continue
             reads = set()
             e = self.rhs(n, reads)
-            if not reads and d["shape"] == ():
-                # A scalar computed from literals alone (the seed, a constant
-                # gradient) is kept as a NumPy scalar, never a Python float: it
-                # has .T and .copy() and a dtype, like every other value.
+            if self.python_number(n) and is_float(d["dtype"]):
+                # A scalar computed from Python numbers alone (the seed, a
+                # constant gradient, 1.0 / x.shape[0]) is kept as a NumPy
+                # scalar of the compile dtype, never a Python float: it has .T
+                # and .copy() and a dtype, like every other value.
                 e = NP.attr(FLOAT_TYPES[d["dtype"]])(e)
+            self.assigned.add(n)
             text = assign(n, e)
             out.append(Stmt(n, text, reads, d["phase"], d["source"]))
         return out
@@ -551,8 +574,22 @@ if __name__ == "__main__":
 # tolerances: rounding error grows as eps / step (eps = 1.2e-7 in float32).
 _F32_CHECK = {
     "step=1e-6": "step=1e-3",
-    "within 1e-6 relative (+1e-8 absolute)": "within 1e-2 relative (+1e-4 absolute)",
-    "1e-6 * size + 1e-8 * scale": "1e-2 * size + 1e-4 * scale",
+    # (float32 differences are noisy: this catches wrong rules, which are off by
+    # O(1); `bpc check --dtype float32` compares with float64 at 1e-4.)
+    "within 1e-6 relative (+1e-8 absolute)": "within 5e-2 relative (+1e-3 absolute)",
+    "1e-6 * size + 1e-8 * scale": "5e-2 * size + 1e-3 * scale",
+    # At that step, relu-like kinks fall between x - h and x + h: such an
+    # element (a second difference as large as the first) is not checked.
+    "            numeric[k] = (np.sum(up) - np.sum(down)) / (2.0 * h)\n": (
+        "            numeric[k] = (np.sum(up) - np.sum(down)) / (2.0 * h)\n"
+        "            bend = abs(np.sum(up) + np.sum(down) - 2.0 * np.sum(loss))\n"
+        "            if bend > 0.01 * abs(np.sum(up) - np.sum(down)) + 1e-6 * scale:\n"
+        "                numeric[k] = analytic_all[i]  # a kink: not checked\n"
+    ),
+    "        numeric = np.empty(picks.size)\n": (
+        "        numeric = np.empty(picks.size)\n"
+        "        analytic_all = np.asarray(grads[name], dtype=np.float64).reshape(-1)\n"
+    ),
 }
 
 
@@ -561,6 +598,7 @@ def self_check_source(dtype: str = "f64") -> str:
     text = SELF_CHECK
     if dtype == "f32":
         for old, new in _F32_CHECK.items():
+            assert text.count(old) == 1, old
             text = text.replace(old, new)
     return text
 

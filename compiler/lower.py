@@ -128,9 +128,10 @@ def expand_mlp(m: MLP) -> tuple[list[TensorDecl], list[TensorDecl], list[tuple[s
     return inputs, params, nodes, "loss"
 
 
-def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None) -> Graph:
-    """Build the forward graph of a spec."""
+def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None, dtype: str = "f64") -> Graph:
+    """Build the forward graph of a spec; values compute in ``dtype`` (``f64``/``f32``)."""
     meta = Meta(
+        dtype=dtype,
         name=module_name(spec, spec_path),
         spec_path=spec_path or "<memory>",
         spec_sha256=hashlib.sha256((spec_text or spec.model_dump_json()).encode()).hexdigest(),

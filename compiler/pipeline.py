@@ -9,6 +9,9 @@ from pathlib import Path
 
 from .autodiff import differentiate
 from .codegen import CodegenOptions, generate
+from .errors import SpecError
+from .options import CompileOptions
+from .targets import get_target
 from .ir import Graph
 from .lower import lower
 from .passes import PASS_NAMES, PassReport, optimize
@@ -49,6 +52,7 @@ class Compiled:
     optimized: Graph
     source: str
     report: PassReport
+    options: CompileOptions = CompileOptions()
 
     @property
     def name(self) -> str:
@@ -58,22 +62,42 @@ class Compiled:
         return {"forward": self.forward, "joint": self.joint, "optimized": self.optimized}[name]
 
 
+def _options(options: CompileOptions | None, passes, comments) -> CompileOptions:
+    """``options``, with the older ``passes=``/``comments=`` keywords folded in."""
+    options = options or CompileOptions()
+    if passes is not None:
+        options = options.but(passes=frozenset(passes))
+    if comments is not None:
+        options = options.but(comments=comments)
+    return options
+
+
 @gc_paused
 def compile_spec(
     spec: Spec,
     spec_path: str | None = None,
     spec_text: str | None = None,
     passes: set[str] | None = None,
-    comments: bool = True,
+    comments: bool | None = None,
+    options: CompileOptions | None = None,
 ) -> Compiled:
     """Spec -> forward IR -> joint IR -> optimized IR -> module source."""
-    fwd = lower(spec, spec_path, spec_text)
+    options = _options(options, passes, comments)
+    if options.name is not None:
+        spec = spec.model_copy(update={"name": options.name})
+    fwd = lower(spec, spec_path, spec_text, dtype=options.ir_dtype)
     fwd.verify()
-    return compile_graph(fwd, "forward", passes, comments, spec=spec)
+    return compile_graph(fwd, "forward", spec=spec, options=options)
 
 
 @gc_paused
-def compile_file(path: str | Path, name: str | None = None, **kw) -> Compiled:
+def compile_file(
+    path: str | Path,
+    name: str | None = None,
+    passes: set[str] | None = None,
+    comments: bool | None = None,
+    options: CompileOptions | None = None,
+) -> Compiled:
     """Compile a spec file, or an IR dump written by ``bpc ir --format json``.
 
     ``name`` replaces the module name (``--name``); it follows the name rule.
@@ -82,17 +106,24 @@ def compile_file(path: str | Path, name: str | None = None, **kw) -> Compiled:
     from .names import check_name
     from .spec import read_text
 
+    options = _options(options, passes, comments)
     if name is not None:
-        check_name(name, "--name")
+        options = options.but(name=name)
+    if options.name is not None:
+        check_name(options.name, "--name")
     text = read_text(path)
     data = parse_json(text, str(path))
     if printing.is_ir_dump(data):
-        g, stage = printing.from_json(data, name=name)
-        return compile_graph(g, stage, **kw)
+        g, stage = printing.from_json(data, name=options.name)
+        if g.meta.dtype != options.ir_dtype:
+            raise SpecError(
+                f"the dump computes in {g.meta.dtype}; compile it with --dtype "
+                f"{'float32' if g.meta.dtype == 'f32' else 'float64'}",
+                "--dtype",
+            )
+        return compile_graph(g, stage, options=options)
     spec = spec_from_data(data)
-    if name is not None:
-        spec = spec.model_copy(update={"name": name})
-    return compile_spec(spec, spec_path=_display_path(path), spec_text=text, **kw)
+    return compile_spec(spec, spec_path=_display_path(path), spec_text=text, options=options)
 
 
 @gc_paused
@@ -100,10 +131,13 @@ def compile_graph(
     g: Graph,
     stage: str,
     passes: set[str] | None = None,
-    comments: bool = True,
+    comments: bool | None = None,
     spec: Spec | None = None,
+    options: CompileOptions | None = None,
 ) -> Compiled:
     """Continue the pipeline from a graph at ``stage`` (lowered from a spec, or an IR dump)."""
+    options = _options(options, passes, comments)
+    passes = options.passes
     if stage == "forward":
         joint = differentiate(g, strict=True)
         joint.verify()
@@ -116,8 +150,8 @@ def compile_graph(
         # Verify after every pass; on large graphs once at the end (compile time).
         verify = "each" if len(joint) <= VERIFY_EACH_PASS_MAX_NODES else "end"
         opt = optimize(joint, set(PASS_NAMES) if passes is None else passes, verify=verify, report=report)
-    source = generate(opt, CodegenOptions(comments=comments))
-    return Compiled(spec, g if stage == "forward" else joint, joint, opt, source, report)
+    source = generate(opt, CodegenOptions(comments=options.comments, target=get_target(options.target)))
+    return Compiled(spec, g if stage == "forward" else joint, joint, opt, source, report, options)
 
 
 @gc_paused

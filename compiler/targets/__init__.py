@@ -39,3 +39,10 @@ NUMPY = Target(
     emit_table=_np.EMIT,
     reuses_operands=_np.REUSES_OPERANDS,
 )
+
+
+TARGETS = {"numpy": NUMPY}
+
+
+def get_target(name: str) -> Target:
+    return TARGETS[name]

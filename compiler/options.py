@@ -1,0 +1,45 @@
+"""Compile options: one value threaded from the CLI and the Python API to codegen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .errors import SpecError
+
+DTYPES = {"float64": "f64", "float32": "f32"}
+TARGETS = ("numpy",)
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """How to compile a spec.
+
+    ``dtype``: ``"float64"`` (default) or ``"float32"``: every array, constant,
+    initializer and gradient of the module. ``passes``: the optimisation passes
+    to run (``None``: all; an empty set: none, as ``bpc compile -O0``).
+    ``comments``: the chain-rule comments in the backward pass. ``name``: the
+    module name (default: the spec's ``name``, else its file name).
+    ``target``: the array library of the generated module.
+    """
+
+    dtype: str = "float64"
+    passes: frozenset[str] | None = None
+    comments: bool = True
+    name: str | None = None
+    target: str = "numpy"
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise SpecError(f"unknown dtype {self.dtype!r} (expected {' or '.join(DTYPES)})", "dtype")
+        if self.target not in TARGETS:
+            raise SpecError(f"unknown target {self.target!r} (expected {', '.join(TARGETS)})", "target")
+        if self.passes is not None:
+            object.__setattr__(self, "passes", frozenset(self.passes))
+
+    @property
+    def ir_dtype(self) -> str:
+        """The IR's name for the float dtype (``"f64"``/``"f32"``)."""
+        return DTYPES[self.dtype]
+
+    def but(self, **changes) -> "CompileOptions":
+        return replace(self, **changes)
