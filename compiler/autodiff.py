@@ -57,6 +57,9 @@ def differentiate(fwd: Graph, strict: bool = False) -> Graph:
         contribs[g.loss].append(V(g, seed))
 
     totals: dict[str, str] = {}
+    # _name_total renames fresh backward temporaries, never an output: hold the
+    # outputs aside so that each rename does not scan them (quadratic otherwise).
+    outputs, g.outputs = g.outputs, {}
     for n in reversed(order):
         if n not in active or not contribs[n]:
             continue
@@ -77,6 +80,7 @@ def differentiate(fwd: Graph, strict: bool = False) -> Graph:
             for a, ct in zip(args, cts):
                 if ct is not None and a in active:
                     contribs[a].append(_fit(ct, V(g, a)))
+    g.outputs = outputs
     for i, w in enumerate(g.wrt):
         if w not in totals and strict:
             raise GraphError(

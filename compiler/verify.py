@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import textwrap
 
 from .errors import OutputError
 from .targets.numpy import METHODS, NP_NAMES
@@ -65,6 +66,20 @@ def verify_module(source: str, templates: dict[str, str] | None = None) -> None:
         raise OutputError(f"generated module does not parse (line {e.lineno}): {e.msg}") from None
     try:
         _module(tree, source, fixed)
+    except _Reject as e:
+        raise OutputError(f"generated module fails the output whitelist: {e}") from None
+
+
+def verify_statements(text: str) -> None:
+    """Raise OutputError unless ``text`` (indented function-body lines) holds only
+    statements a generated function body may have."""
+    try:
+        tree = ast.parse(textwrap.dedent(text))
+    except SyntaxError as e:
+        raise OutputError(f"generated statement does not parse: {e.msg}") from None
+    try:
+        for st in tree.body:
+            _statement(st)
     except _Reject as e:
         raise OutputError(f"generated module fails the output whitelist: {e}") from None
 

@@ -309,3 +309,19 @@ def test_description_cannot_end_the_docstring():
     assert "__import__('os')" in doc  # kept as text...
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "__import__"]
     assert not calls  # ...and never as code
+
+
+def test_big_modules_are_checked_piece_by_piece(monkeypatch):
+    """Above VERIFY_WHOLE_MAX characters the module is checked as a skeleton plus
+    each body statement alone (linear memory); both ways accept every example."""
+    import compiler.codegen as codegen
+    from compiler.pipeline import compile_file
+    from compiler.verify import verify_statements
+
+    monkeypatch.setattr(codegen, "VERIFY_WHOLE_MAX", 0)
+    for path in sorted((ROOT / "examples").glob("*.json")):
+        compile_file(path)
+    for bad in ["    x = __import__('os')", "    import os", "    for i in x:\n        pass", "    x.y = 1"]:
+        with pytest.raises(OutputError):
+            verify_statements(bad)
+    verify_statements("    del (a, b)\n    g += a * (b > 0)\n    return a, {\"x\": b.copy()}")
