@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compiler.pipeline import compile_text  # noqa: E402
-from runtime.loader import load_source  # noqa: E402
+from bpc.compiler.pipeline import compile_text  # noqa: E402
+from bpc.runtime.loader import load_source  # noqa: E402
 
 import handwritten  # noqa: E402
 

@@ -18,14 +18,14 @@ from typing import Any, Optional
 import typer
 from typer.core import TyperGroup
 
-from compiler.errors import BpcError, OutputError
-from compiler.codegen import generated_lines
-from compiler.ir import MAX_ELEMENTS
-from compiler.names import check_name, display
-from compiler.options import CompileOptions
-from compiler.pipeline import Compiled, compile_file, compile_spec
-from compiler.printing import is_ir_dump
-from compiler.spec import MAX_SEED, parse_json, read_text, spec_from_data
+from ..compiler.errors import BpcError, OutputError
+from ..compiler.codegen import generated_lines
+from ..compiler.ir import MAX_ELEMENTS
+from ..compiler.names import check_name, display
+from ..compiler.options import CompileOptions
+from ..compiler.pipeline import Compiled, compile_file, compile_spec
+from ..compiler.printing import is_ir_dump
+from ..compiler.spec import MAX_SEED, parse_json, read_text, spec_from_data
 
 
 def _one_line(text: str) -> str:
@@ -213,7 +213,7 @@ def _static_size(shape, dims) -> int:
 def _check(
     c: Compiled, seed: Optional[int], as_json: bool, dims: dict | None = None, samples: int = 256
 ) -> bool:
-    from runtime.check import check_compiled
+    from ..runtime.check import check_compiled
 
     unknown = sorted(set(dims or {}) - set(c.forward.dims))
     if unknown:
@@ -329,7 +329,7 @@ def ir(
     Examples: bpc ir examples/scalar.json --stage joint;
     bpc ir examples/neuron.json --format svg -o neuron.svg
     """
-    from compiler import printing
+    from ..compiler import printing
 
     c = _compile(spec, name=name, dtype=dtype.value)
     if stats:
@@ -351,7 +351,7 @@ def ir(
 
 
 def _render(c: Compiled, stage: str, fmt: str) -> str | bytes:
-    from compiler import printing
+    from ..compiler import printing
 
     if stage == "spec":
         if c.spec is None:
@@ -376,7 +376,7 @@ def explain(
 
     Example: bpc explain examples/sigmoid_2_3_1.json --wrt W1
     """
-    from compiler.explain import explain as explain_chain
+    from ..compiler.explain import explain as explain_chain
 
     try:
         check_name(wrt, "--wrt")
@@ -407,7 +407,7 @@ def ops(
     from rich.console import Console
     from rich.table import Table
 
-    from compiler.ops.docs import rows
+    from ..compiler.ops.docs import rows
 
     table = Table(title="bpc ops (g = gradient of the output, y = the output)")
     for col in ("category", "op", "derivative"):

@@ -13,7 +13,7 @@ Validation happens in two layers:
   :mod:`compiler.lower`, which reports the same kind of paths.
 
 The JSON Schema published in ``compiler/schema/spec.schema.json`` is generated
-from these models (``python -m compiler.spec --schema``).
+from these models (``python -m bpc.compiler.spec --schema``).
 """
 
 from __future__ import annotations
@@ -449,7 +449,7 @@ def schema_text() -> str:
     return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
 
 
-if __name__ == "__main__":  # python -m compiler.spec --schema
+if __name__ == "__main__":  # python -m bpc.compiler.spec --schema
     import sys
 
     if sys.argv[1:] == ["--schema"]:

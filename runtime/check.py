@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from compiler.pipeline import Compiled
+from ..compiler.pipeline import Compiled
 
 from . import interpreter
 from .gradcheck import ATOL, RTOL, TensorCheck, check_module, compare
@@ -88,8 +88,8 @@ def _check_f32(c: Compiled, seed, dims, progress, max_elements) -> CheckResult:
     """Finite differences are too noisy in float32 to check a gradient well:
     check the float64 twin by finite differences, then the float32 module's
     gradients against the twin's on the same arrays."""
-    from compiler.errors import SpecError
-    from compiler.pipeline import compile_spec
+    from ..compiler.errors import SpecError
+    from ..compiler.pipeline import compile_spec
 
     if c.spec is None:
         raise SpecError("a float32 check needs the spec (not an IR dump): it compiles a float64 twin", "--dtype")

@@ -11,8 +11,8 @@ from typing import Mapping
 
 import numpy as np
 
-from compiler.ir import Graph
-from compiler.ops import get_op
+from ..compiler.ir import Graph
+from ..compiler.ops import get_op
 
 
 def evaluate(

@@ -1,4 +1,3 @@
-import sys
 from pathlib import Path
 
 import pytest
@@ -6,8 +5,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
 
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# bpc is imported as installed (pip install -e '.[test]' or '.[test]'): one name,
+# bpc.compiler / bpc.runtime / bpc.cli, never the folders themselves.
 
 
 @pytest.fixture(autouse=True)

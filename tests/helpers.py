@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.autodiff import differentiate
-from compiler.ir import Graph, Meta
-from compiler.ops.registry import OpDef, Sample
+from bpc.compiler.autodiff import differentiate
+from bpc.compiler.ir import Graph, Meta
+from bpc.compiler.ops.registry import OpDef, Sample
 
 
 def sample_arrays(op: OpDef, sample: Sample, rng: np.random.Generator) -> list[np.ndarray]:

@@ -8,7 +8,7 @@ Generation
 ``generate(rng)`` builds one random spec (a JSON-ready dict) from ``rng``, any
 ``random.Random``; hypothesis' ``st.randoms()`` hands out one whose draws it
 controls, so the same generator serves both. Which ops exist, and how each is
-called, comes from the op registry (``compiler.ops.registry``):
+called, comes from the op registry (``bpc.compiler.ops.registry``):
 
 * the builder of an op follows from its registry entry: category
   ``comparison``, ``linalg``, variadic (``arity`` None), ops with integer
@@ -104,8 +104,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from compiler.errors import BpcError
-from compiler.ops.registry import REQUIRED, Attr, OpDef, all_ops, public_ops
+from bpc.compiler.errors import BpcError
+from bpc.compiler.ops.registry import REQUIRED, Attr, OpDef, all_ops, public_ops
 
 # ------------------------------------------------------------------ constants
 
@@ -210,7 +210,7 @@ def grad_operands(name: str) -> frozenset[int]:
         if i in labels:
             continue
         try:
-            from compiler.autodiff import differentiate
+            from bpc.compiler.autodiff import differentiate
 
             from .helpers import one_op_graph
 
@@ -1028,7 +1028,7 @@ def features(spec: dict[str, Any]) -> set[str]:
 
 def levels() -> list[tuple[str, set[str] | None]]:
     """Optimization levels: no passes, each pass alone, all passes (the default)."""
-    from compiler.passes import PASS_NAMES
+    from bpc.compiler.passes import PASS_NAMES
 
     return [("none", set())] + [(p, {p}) for p in PASS_NAMES] + [("all", None)]
 
@@ -1210,7 +1210,7 @@ def kink_watchers(fwd: Any, values: Aux) -> tuple[set[str], list[Callable[[Aux],
     AD uses one subgradient at a kink, so even a smooth composite
     (``relu(x) - relu(-x)`` at 0) is not comparable with differences there.
     """
-    from compiler.ops.registry import norm_axes
+    from bpc.compiler.ops.registry import norm_axes
 
     watch: set[str] = set()
     preds: list[Callable[[Aux], bool]] = []
@@ -1270,7 +1270,7 @@ def loss_of(
     """The loss as a function of one param, input or intermediate ``at`` (float64
     interpreter), with the ``pinned`` values held fixed; also returns the values
     of the ``watch`` nodes."""
-    from runtime import interpreter
+    from bpc.runtime import interpreter
 
     roots = [fwd.loss] + sorted(set(watch) - {fwd.loss})
 
@@ -1361,9 +1361,9 @@ def check_spec(
     ``max_fd_elements`` per tensor); ``wrap_module``: applied to every loaded
     module (tests tamper with modules to show that the check fails).
     """
-    from compiler.pipeline import compile_text
-    from runtime import interpreter
-    from runtime.loader import load_source
+    from bpc.compiler.pipeline import compile_text
+    from bpc.runtime import interpreter
+    from bpc.runtime.loader import load_source
 
     text = spec if isinstance(spec, str) else json.dumps(spec)
     try:
@@ -1480,8 +1480,8 @@ def check_module(
     once more with them in place of the float arrays, and must give the same
     float gradients.
     """
-    from runtime import interpreter
-    from runtime.loader import load_source
+    from bpc.runtime import interpreter
+    from bpc.runtime.loader import load_source
 
     fwd = c.forward
     try:

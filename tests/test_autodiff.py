@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 
-from compiler.autodiff import differentiate
-from compiler.pipeline import compile_text
-from runtime import interpreter
-from runtime.check import check_compiled
-from runtime.gradcheck import compare, numerical_gradient
-from runtime.loader import load_source
+from bpc.compiler.autodiff import differentiate
+from bpc.compiler.pipeline import compile_text
+from bpc.runtime import interpreter
+from bpc.runtime.check import check_compiled
+from bpc.runtime.gradcheck import compare, numerical_gradient
+from bpc.runtime.loader import load_source
 
 
 def spec(**kw):

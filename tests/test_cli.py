@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from bpc.cli.main import app
 
 runner = CliRunner()
 
@@ -80,7 +80,7 @@ def test_ir_stats():
 
 
 def test_ops_lists_every_public_op():
-    from compiler.ops import public_ops
+    from bpc.compiler.ops import public_ops
 
     r = run("ops")
     assert r.exit_code == 0
@@ -205,9 +205,9 @@ def test_failed_compile_keeps_previous_module(tmp_path):
 
 
 def test_too_many_nodes(tmp_path, monkeypatch):
-    import compiler.lower
+    import bpc.compiler.lower
 
-    monkeypatch.setattr(compiler.lower, "MAX_NODES", 2)
+    monkeypatch.setattr(bpc.compiler.lower, "MAX_NODES", 2)
     r, out = _bad(tmp_path, mutate(nodes=["a = W @ x", "b = sigmoid(a)", "y = sum(b)"]))
     assert r.exit_code == 2 and r.output.startswith("error: nodes: more than 2 nodes")
 
@@ -269,7 +269,7 @@ def test_check_samples_option():
 
 def test_check_reports_a_wrong_gradient(monkeypatch):
     """The checker can fail: corrupt one derivative rule and bpc check exits 1."""
-    from compiler.ops import registry
+    from bpc.compiler.ops import registry
 
     op = registry._OPS["sigmoid"]
     bad = lambda g, out, x: [g * out]  # noqa: E731 - wrong: missing (1 - y)
@@ -308,8 +308,8 @@ def test_module_names_never_leave_the_output_directory(tmp_path, name):
 
 
 def test_writer_refuses_a_path_outside_the_output_directory(tmp_path):
-    from cli.main import _module_path
-    from compiler.errors import BpcError
+    from bpc.cli.main import _module_path
+    from bpc.compiler.errors import BpcError
 
     assert _module_path(tmp_path, "net") == tmp_path / "net.py"
     for bad in ("../net", "/tmp/net", "a/b"):
@@ -402,7 +402,7 @@ def test_devices_and_fifos_are_refused_without_reading(tmp_path):
     os.mkfifo(fifo)
     # in a child process with a timeout: a FIFO must never block
     r = subprocess.run(
-        [sys.executable, "-m", "cli.main", "compile", str(fifo), "-o", str(tmp_path / "o")],
+        [sys.executable, "-m", "bpc", "compile", str(fifo), "-o", str(tmp_path / "o")],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
     assert r.returncode == 2 and "not a regular file" in r.stderr and r.stderr.count("\n") == 1
@@ -410,18 +410,18 @@ def test_devices_and_fifos_are_refused_without_reading(tmp_path):
 
 
 def test_read_is_bounded_whatever_the_size_says(tmp_path, monkeypatch):
-    import compiler.spec
+    import bpc.compiler.spec
 
-    monkeypatch.setattr(compiler.spec, "MAX_SPEC_BYTES", 100)
+    monkeypatch.setattr(bpc.compiler.spec, "MAX_SPEC_BYTES", 100)
     p = write(tmp_path, {**GOOD, "description": "x" * 200})
     _one_line_error(run("compile", p, "-o", tmp_path / "o"), "net.json", "larger than")
-    real_stat = compiler.spec.os.stat
+    real_stat = bpc.compiler.spec.os.stat
 
     class Lying:  # a file system that reports size 0 (as /proc files and devices do)
         def __init__(self, st):
             self.st_mode, self.st_size = st.st_mode, 0
 
-    monkeypatch.setattr(compiler.spec.os, "stat", lambda name: Lying(real_stat(name)))
+    monkeypatch.setattr(bpc.compiler.spec.os, "stat", lambda name: Lying(real_stat(name)))
     _one_line_error(run("compile", p, "-o", tmp_path / "o"), "net.json", "larger than")
 
 

@@ -31,11 +31,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from compiler import printing
-from compiler.errors import BpcError
-from compiler.names import is_valid_name
-from compiler.pipeline import STAGES, compile_file, compile_text
-from runtime.loader import load_source
+from bpc.compiler import printing
+from bpc.compiler.errors import BpcError
+from bpc.compiler.names import is_valid_name
+from bpc.compiler.pipeline import STAGES, compile_file, compile_text
+from bpc.runtime.loader import load_source
 
 from .conftest import EXAMPLES
 
@@ -238,7 +238,7 @@ def _plausible(draw, d) -> None:
 
 
 def _ops() -> list[str]:
-    from compiler.ops.registry import all_ops
+    from bpc.compiler.ops.registry import all_ops
 
     return sorted(all_ops())
 
@@ -281,12 +281,12 @@ FORBIDDEN_NAMES = {
 def _verify(source: str) -> None:
     """The codegen's own whitelist verifier, when there is one (it runs inside
     generate too; here it checks the module that came back)."""
-    import compiler.codegen as codegen
+    import bpc.compiler.codegen as codegen
 
     verify = getattr(codegen, "verify_module", None)
     if verify is None:
         try:
-            from compiler.verify import verify_module as verify
+            from bpc.compiler.verify import verify_module as verify
         except ImportError:
             return
     templates = getattr(codegen, "TEMPLATES", None)
@@ -352,7 +352,7 @@ def test_mutated_dumps_give_bpc_errors_or_safe_modules(case):
 @given(mutated_dumps())
 def test_mutated_dumps_through_the_api(case):
     """printing.from_json on Python data (NaN, huge ints that JSON text would refuse)."""
-    from compiler.pipeline import compile_graph
+    from bpc.compiler.pipeline import compile_graph
 
     _label, d = case
     try:

@@ -8,9 +8,9 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
-from compiler import printing
-from compiler.pipeline import STAGES, compile_file
+from bpc.cli.main import app
+from bpc.compiler import printing
+from bpc.compiler.pipeline import STAGES, compile_file
 
 from .conftest import EXAMPLES, ROOT
 
@@ -88,8 +88,8 @@ def test_broken_ir_dump_is_a_clear_error(tmp_path):
 
 def test_failed_verification_is_a_spec_error(monkeypatch):
     """A dump that passes the field checks but not Graph.verify: SpecError at 'graph'."""
-    from compiler.errors import SpecError
-    from compiler.ir import Graph
+    from bpc.compiler.errors import SpecError
+    from bpc.compiler.ir import Graph
 
     def broken(self):
         raise AssertionError("x: shape (2,) != rule (3,)")
@@ -257,7 +257,7 @@ def test_hostile_dumps_are_refused_with_a_location(case, tmp_path):
     assert not out.exists() or not any(out.iterdir())
     assert not list(tmp_path.glob("*.py")) and not (tmp_path.parent / "x.py").exists()
     # and through the API: a SpecError, never another exception
-    from compiler.errors import SpecError
+    from bpc.compiler.errors import SpecError
 
     with pytest.raises(SpecError):
         printing.from_json(json.loads(json.dumps(data, allow_nan=True)))
@@ -275,7 +275,7 @@ def test_every_stage_of_a_dump_is_validated(stage, tmp_path):
 
 
 def test_nan_in_a_dump_given_through_the_api():
-    from compiler.errors import SpecError
+    from bpc.compiler.errors import SpecError
 
     data = _dump()
     _value(float("nan"))(data)
@@ -314,7 +314,7 @@ def test_long_generated_node_ids_round_trip(tmp_path):
         assert max(len(n) for n in g.nx.nodes) > 64
         again, st = printing.from_json(json.loads(printing.dump(g, "json", stage)))
         assert st == stage
-        from compiler.pipeline import compile_graph
+        from bpc.compiler.pipeline import compile_graph
 
         assert compile_graph(again, stage).source == c.source
 
@@ -330,7 +330,7 @@ def test_self_checking_module_runs_as_a_script():
 
 
 def test_self_check_catches_a_wrong_gradient():
-    from runtime.loader import load_source
+    from bpc.runtime.loader import load_source
 
     src = (ROOT / "generated" / "neuron.py").read_text()
     assert "g_W1 = " in src

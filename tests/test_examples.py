@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler.pipeline import compile_file
-from runtime import interpreter
-from runtime.check import check_compiled, example_arrays
-from runtime.loader import load_source
+from bpc.compiler.pipeline import compile_file
+from bpc.runtime import interpreter
+from bpc.runtime.check import check_compiled, example_arrays
+from bpc.runtime.loader import load_source
 
 from .conftest import EXAMPLES
 
@@ -163,7 +163,7 @@ def test_symbolic_batch_one_module_any_size(name, batch):
 def test_initializers_and_their_seeds():
     import json
 
-    from compiler.pipeline import compile_text
+    from bpc.compiler.pipeline import compile_text
 
     spec = {
         "params": [

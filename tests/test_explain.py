@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
-from compiler.pipeline import compile_file
-from runtime import interpreter
-from runtime.check import example_arrays
-from runtime.loader import load_source
+from bpc.cli.main import app
+from bpc.compiler.pipeline import compile_file
+from bpc.runtime import interpreter
+from bpc.runtime.check import example_arrays
+from bpc.runtime.loader import load_source
 
 runner = CliRunner()
 
@@ -49,8 +49,8 @@ def test_explain_steps_agree_with_generated_gradient(spec, wrt, npaths):
     env = interpreter.evaluate(c.forward, arrays, list(c.forward.nx.nodes))
     printed = _evaluate_printed_steps(r.output, env)
     # the generated gradient (compiled with wrt=[NAME] so intermediates work too)
-    from compiler.pipeline import compile_spec
-    from compiler.spec import load_spec
+    from bpc.compiler.pipeline import compile_spec
+    from bpc.compiler.spec import load_spec
 
     s, text = load_spec(f"examples/{spec}.json")
     c2 = compile_spec(s.model_copy(update={"wrt": [wrt]}), f"examples/{spec}.json", text)
@@ -70,8 +70,8 @@ def test_explain_product_rule_gives_two_paths():
     import json
 
     spec = {"params": [{"name": "x", "shape": [3]}], "nodes": ["loss = sum(x * x)"], "loss": "loss"}
-    from compiler.explain import explain
-    from compiler.pipeline import compile_text
+    from bpc.compiler.explain import explain
+    from bpc.compiler.pipeline import compile_text
 
     e = explain(compile_text(json.dumps(spec)).forward, "x")
     assert e.total_paths == 2 and "d1_x + d2_x" in e.text()

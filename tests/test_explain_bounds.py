@@ -15,11 +15,11 @@ import networkx as nx
 import numpy as np
 from typer.testing import CliRunner
 
-from cli.main import app
-from compiler import explain as ex
-from compiler.explain import Explanation, PathExplanation, Step, explain
-from compiler.pipeline import compile_text
-from runtime import interpreter
+from bpc.cli.main import app
+from bpc.compiler import explain as ex
+from bpc.compiler.explain import Explanation, PathExplanation, Step, explain
+from bpc.compiler.pipeline import compile_text
+from bpc.runtime import interpreter
 
 runner = CliRunner()
 

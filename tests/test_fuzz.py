@@ -15,9 +15,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler.errors import BpcError
-from compiler.pipeline import compile_text
-from runtime.loader import load_source
+from bpc.compiler.errors import BpcError
+from bpc.compiler.pipeline import compile_text
+from bpc.runtime.loader import load_source
 
 from .conftest import EXAMPLES
 

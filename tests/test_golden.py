@@ -7,7 +7,7 @@ import ast
 import black
 import pytest
 
-from compiler.pipeline import compile_file
+from bpc.compiler.pipeline import compile_file
 
 from .conftest import EXAMPLES, ROOT
 
@@ -49,12 +49,12 @@ def test_generated_has_no_unused_assignments(spec):
 
 
 def test_schema_file_is_up_to_date():
-    from compiler.spec import SCHEMA_PATH, schema_text
+    from bpc.compiler.spec import SCHEMA_PATH, schema_text
 
-    assert SCHEMA_PATH.read_text() == schema_text(), "run: python -m compiler.spec --schema"
+    assert SCHEMA_PATH.read_text() == schema_text(), "run: python -m bpc.compiler.spec --schema"
 
 
 def test_ops_doc_is_up_to_date():
-    from compiler.ops.docs import markdown
+    from bpc.compiler.ops.docs import markdown
 
-    assert (ROOT / "docs" / "ops.md").read_text() == markdown(), "run: python -m compiler.ops.docs"
+    assert (ROOT / "docs" / "ops.md").read_text() == markdown(), "run: python -m bpc.compiler.ops.docs"

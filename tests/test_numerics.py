@@ -11,8 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from compiler.pipeline import compile_text
-from runtime.loader import load_source
+from bpc.compiler.pipeline import compile_text
+from bpc.runtime.loader import load_source
 
 X = np.array([[-1000.0, -30.0, 0.0, 30.0, 1000.0], [1000.0, 999.0, -1000.0, 1e-3, -1e-3]])
 T = np.array([[0.0, 1.0, 0.5, 1.0, 0.0], [1.0, 0.0, 0.0, 1.0, 1.0]])

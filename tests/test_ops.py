@@ -11,12 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler.codegen import generate
-from compiler.ops import all_ops
-from compiler.passes import optimize
-from runtime import interpreter
-from runtime.gradcheck import compare, numerical_gradient
-from runtime.loader import load_source
+from bpc.compiler.codegen import generate
+from bpc.compiler.ops import all_ops
+from bpc.compiler.passes import optimize
+from bpc.runtime import interpreter
+from bpc.runtime.gradcheck import compare, numerical_gradient
+from bpc.runtime.loader import load_source
 
 from .helpers import joint, one_op_graph, sample_arrays
 

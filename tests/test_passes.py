@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from compiler.passes import PASS_NAMES, op_counts, optimize
-from compiler.passes.basic import cse, dce, fold_constants, simplify
-from compiler.pipeline import compile_file, compile_text
-from runtime import interpreter
-from runtime.check import example_arrays
-from runtime.loader import load_source
+from bpc.compiler.passes import PASS_NAMES, op_counts, optimize
+from bpc.compiler.passes.basic import cse, dce, fold_constants, simplify
+from bpc.compiler.pipeline import compile_file, compile_text
+from bpc.runtime import interpreter
+from bpc.runtime.check import example_arrays
+from bpc.runtime.loader import load_source
 
 from .conftest import EXAMPLES
 
@@ -116,7 +116,7 @@ def test_fan_out_is_accumulated_in_place():
     spec = {"params": [{"name": "x", "shape": [4, 4]}], "nodes": ["a = tanh(x)", "loss = sum(a * exp(a) + sin(a) + a @ a)"], "loss": "loss"}
     c = compile_text(json.dumps(spec))
     assert "g_a += " in c.source
-    from runtime.check import check_compiled
+    from bpc.runtime.check import check_compiled
 
     assert check_compiled(c, seed=0).passed
 
@@ -124,7 +124,7 @@ def test_fan_out_is_accumulated_in_place():
 @pytest.mark.parametrize("spec", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 @pytest.mark.parametrize("only", PASS_NAMES + ["none"])
 def test_each_pass_alone_passes_finite_differences(spec, only):
-    from runtime.check import check_compiled
+    from bpc.runtime.check import check_compiled
 
     c = compile_file(f"examples/{spec.name}", passes=set() if only == "none" else {only})
     result = check_compiled(c, seed=7, max_elements=48)

@@ -13,12 +13,12 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compiler.errors import BpcError
-from compiler.ops import get_op
-from compiler.pipeline import compile_text
-from runtime import interpreter
-from runtime.check import check_compiled, example_arrays
-from runtime.loader import load_source
+from bpc.compiler.errors import BpcError
+from bpc.compiler.ops import get_op
+from bpc.compiler.pipeline import compile_text
+from bpc.runtime import interpreter
+from bpc.runtime.check import check_compiled, example_arrays
+from bpc.runtime.loader import load_source
 
 SHAPES = [(2, 3), (3,), (3, 2), (1, 3), (2, 1), ()]
 UNARY = ["tanh", "sigmoid", "sin", "cos", "softplus", "square", "neg", "gelu"]

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from compiler.errors import BpcError, ExprError, SpecError
-from compiler.pipeline import compile_text
+from bpc.compiler.errors import BpcError, ExprError, SpecError
+from bpc.compiler.pipeline import compile_text
 
 from .conftest import ROOT
 
@@ -101,7 +101,7 @@ def test_hostile_names_are_refused_with_a_location(name, where):
 
 
 def test_one_name_rule():
-    from compiler.names import MAX_NAME_LENGTH, is_valid_name
+    from bpc.compiler.names import MAX_NAME_LENGTH, is_valid_name
 
     for name in HOSTILE_NAMES:
         assert not is_valid_name(name), name
@@ -113,7 +113,7 @@ def test_one_name_rule():
 @pytest.mark.parametrize("name", ["forward", "value_and_grad", "PARAMS", "rng", "dims", "g_W", "W_2", "a" * 64])
 def test_valid_names_that_look_like_generated_ones_work(name):
     """A user name never collides with generated ones: g_<name>, temporaries, locals."""
-    from runtime.loader import load_source
+    from bpc.runtime.loader import load_source
 
     spec = {
         "inputs": [{"name": "x", "shape": ["batch", 2]}],
@@ -175,7 +175,7 @@ def test_hostile_text_reaches_code_only_as_inert_text(tmp_path):
     p = tmp_path / 'we"ird\'name.json'
     p.write_text(json.dumps(spec))
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "cli.main", "compile", str(p), "-o", str(out)]
+    cmd = [sys.executable, "-m", "bpc", "compile", str(p), "-o", str(out)]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     # the file name is no module name: a one-line error that suggests --name
     assert r.returncode == 2 and "--name" in r.stderr and r.stderr.count("\n") == 1, r.stderr
@@ -221,7 +221,7 @@ def test_generated_functions_use_no_builtins_a_user_name_could_shadow():
 
 def test_attribute_ranges_are_checked():
     """Attr(min=, max=): values outside are SpecErrors, not a ZeroDivisionError later."""
-    from compiler.ops.registry import Attr, _check_attr
+    from bpc.compiler.ops.registry import Attr, _check_attr
 
     n = Attr("n", "int", min=1, max=3)
     assert _check_attr("op", n, 2, "here") == 2

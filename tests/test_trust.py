@@ -18,17 +18,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compiler.codegen import SELF_CHECK, TEMPLATES
-from compiler.errors import OutputError
-from compiler.ir import Graph, Meta
-from compiler.ops import all_ops
-from compiler.pipeline import compile_text
-from compiler.targets import NUMPY
-from compiler.targets.pyexpr import NP, E, assign, augassign, lit
-from compiler.verify import verify_module
-from runtime import interpreter
-from runtime.gradcheck import compare, numerical_gradient
-from runtime.loader import load_source
+from bpc.compiler.codegen import SELF_CHECK, TEMPLATES
+from bpc.compiler.errors import OutputError
+from bpc.compiler.ir import Graph, Meta
+from bpc.compiler.ops import all_ops
+from bpc.compiler.pipeline import compile_text
+from bpc.compiler.targets import NUMPY
+from bpc.compiler.targets.pyexpr import NP, E, assign, augassign, lit
+from bpc.compiler.verify import verify_module
+from bpc.runtime import interpreter
+from bpc.runtime.gradcheck import compare, numerical_gradient
+from bpc.runtime.loader import load_source
 
 from .conftest import ROOT
 
@@ -314,9 +314,9 @@ def test_description_cannot_end_the_docstring():
 def test_big_modules_are_checked_piece_by_piece(monkeypatch):
     """Above VERIFY_WHOLE_MAX characters the module is checked as a skeleton plus
     each body statement alone (linear memory); both ways accept every example."""
-    import compiler.codegen as codegen
-    from compiler.pipeline import compile_file
-    from compiler.verify import verify_statements
+    import bpc.compiler.codegen as codegen
+    from bpc.compiler.pipeline import compile_file
+    from bpc.compiler.verify import verify_statements
 
     monkeypatch.setattr(codegen, "VERIFY_WHOLE_MAX", 0)
     for path in sorted((ROOT / "examples").glob("*.json")):

@@ -26,7 +26,7 @@ def markdown() -> str:
     out = [
         "# Ops",
         "",
-        "Generated from the op registry by `python -m compiler.ops.docs` (a test keeps it",
+        "Generated from the op registry by `python -m bpc.compiler.ops.docs` (a test keeps it",
         "current). In the derivative column `g` is the gradient flowing back from the op's",
         "output and `y` the op's output. Every op is tested by the registry-driven suite",
         "(`tests/test_ops.py`): shape rule, forward value against NumPy, and the derivative",
