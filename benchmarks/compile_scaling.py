@@ -117,7 +117,7 @@ def child(spec_path: str, explain_wrt: str | None = None) -> int:
         size, nodes = len(out.getvalue().encode()), 0
     else:
         c = compile_file(spec_path)
-        size, nodes = len(c.source.encode()), len(c.optimized)
+        size, nodes = len(c.source.encode()), len(c.optimized.graph)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak_kb = _peak_kb()
     print(json.dumps({

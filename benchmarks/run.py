@@ -268,7 +268,7 @@ def compile_times(layers: list[int]) -> list[tuple[int, float, int]]:
         spec = {"name": f"mlp{L}", "mlp": {"sizes": [8] * (L + 1), "activation": "tanh", "loss": "mse"}}
         t0 = time.perf_counter()
         c = compile_text(json.dumps(spec))
-        out.append((L, time.perf_counter() - t0, len(c.optimized)))
+        out.append((L, time.perf_counter() - t0, len(c.optimized.graph)))
     return out
 
 

@@ -215,18 +215,19 @@ def _check(
 ) -> bool:
     from ..runtime.check import check_compiled
 
-    unknown = sorted(set(dims or {}) - set(c.forward.dims))
+    unknown = sorted(set(dims or {}) - set(c.forward.info.dims))
     if unknown:
         fail(BpcError(f"the spec has no symbolic dim '{unknown[0]}'", "--dim"))
     if dims:  # every value, at these sizes, within the limit of a declared shape
-        sizes = {**c.forward.dims, **dims}
-        for g in (c.joint, c.optimized):
+        sizes = {**c.forward.info.dims, **dims}
+        for g in (c.joint.graph, c.optimized.graph):
             for n in g.nx.nodes:
                 size = _static_size(g.shape(n), sizes)
                 if size > MAX_ELEMENTS:
-                    fail(BpcError(f"'{n}' would have {size:,} elements (limit {MAX_ELEMENTS:,})", "--dim"))
+                    name = g.names()[n]
+                    fail(BpcError(f"'{name}' would have {size:,} elements (limit {MAX_ELEMENTS:,})", "--dim"))
     # A progress bar when the finite-difference check is long (many elements).
-    sizes = [_static_size(c.forward.shape(w), dims or c.forward.dims) for w in c.forward.wrt]
+    sizes = [_static_size(c.forward.graph.shape(w), dims or c.forward.info.dims) for w in c.forward.wrt]
     max_elements = samples or None
     checked = sum(min(n, samples) if samples else n for n in sizes)
     if as_json or checked < 2000:

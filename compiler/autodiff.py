@@ -11,17 +11,18 @@ that lies on a path from a ``wrt`` value to the loss it
 3. fits each operand's cotangent to the operand's shape (``sum_to`` over
    broadcast axes, ``broadcast_to`` where the rule returned fewer axes).
 
-Only what the loss depends on *and* what depends on a ``wrt`` value is
-differentiated. The seed is a ones array of the loss's shape (the loss has one
-element). The result maps every ``wrt`` name to its gradient node in
-``graph.grads``; the adjoint graph is ordinary IR, so it can be optimized,
-printed, and differentiated again.
+Only what the outputs depend on *and* what depends on a ``wrt`` value is
+differentiated. :func:`vjp` is the transform (graph, outputs, cotangents,
+wrt -> graph, gradients); :func:`differentiate` asks it for the gradient of a
+program's loss (seed 1) and adds the entry points. The adjoint graph is
+ordinary IR, so it can be optimized, printed, and differentiated again.
 """
 
 from __future__ import annotations
 
 from .errors import GraphError
 from .ir import BACKWARD, Graph
+from .program import Program, gradient_entries
 from .ops.registry import V, broadcast, get_op, is_static
 
 
@@ -38,28 +39,31 @@ def _fit(ct: V, arg: V) -> V:
     return ct.sum_to(shape)
 
 
-def differentiate(fwd: Graph, strict: bool = False) -> Graph:
-    """The joint graph: ``fwd`` plus the adjoint nodes for ``fwd.wrt``.
+def vjp(g: Graph, outputs: list[str], cotangents: list[str], wrt: list[str]) -> tuple[Graph, list[str | None]]:
+    """Reverse mode as a pure transform: the vector-Jacobian product.
 
-    A ``wrt`` value that no gradient reaches (only piecewise-constant ops in
-    between) gets zeros, or a GraphError when ``strict`` (specs compile strict).
+    Returns a new graph (``g`` plus adjoint nodes) and, for each value in
+    ``wrt``, the node holding ``sum_i cotangents[i] * d outputs[i] / d wrt``
+    in it; None where no gradient reaches (only piecewise-constant ops in
+    between). The cotangents are nodes of ``g`` (a constant seed, or an input
+    for a ``vjp`` entry point) shaped like their outputs. ``g`` is unchanged.
     """
-    g = fwd.copy()
-    if g.loss is None:
-        raise ValueError("graph has no loss")
-    order = g.topo()
-    active = g.ancestors([g.loss]) & g.descendants(g.wrt)
-    contribs: dict[str, list[V]] = {n: [] for n in active}
+    g = g.copy()
+    return g, _vjp(g, outputs, cotangents, wrt)
 
-    with g.context(phase=BACKWARD, origin=g.loss, source=g.data(g.loss)["source"]):
-        seed = g.add("const", [], {"value": 1.0, "shape": g.shape(g.loss)}, hint="seed")
-    if g.loss in active:
-        contribs[g.loss].append(V(g, seed))
+
+def _vjp(g: Graph, outputs: list[str], cotangents: list[str], wrt: list[str]) -> list[str | None]:
+    """:func:`vjp` in place."""
+    order = g.topo()
+    active = g.ancestors(outputs) & g.descendants(wrt)
+    contribs: dict[str, list[V]] = {n: [] for n in active}
+    for out, ct in zip(outputs, cotangents, strict=True):
+        if g.shape(ct) != g.shape(out):
+            raise GraphError(f"the cotangent of '{out}' has shape {g.shape(ct)}, not {g.shape(out)}")
+        if out in active:
+            contribs[out].append(V(g, ct))
 
     totals: dict[str, str] = {}
-    # _name_total renames fresh backward temporaries, never an output: hold the
-    # outputs aside so that each rename does not scan them (quadratic otherwise).
-    outputs, g.outputs = g.outputs, {}
     for n in reversed(order):
         if n not in active or not contribs[n]:
             continue
@@ -80,36 +84,63 @@ def differentiate(fwd: Graph, strict: bool = False) -> Graph:
             for a, ct in zip(args, cts):
                 if ct is not None and a in active:
                     contribs[a].append(_fit(ct, V(g, a)))
-    g.outputs = outputs
-    for i, w in enumerate(g.wrt):
-        if w not in totals and strict:
+    # Rules build cotangents for every operand; drop those nothing needs
+    # (operands that do not depend on a wrt value).
+    keep = [totals[w] for w in wrt if w in totals]
+    live = g.ancestors(g.roots() + keep)
+    for n in [n for n in g.nx.nodes if n not in live and g.data(n)["phase"] == BACKWARD]:
+        g.remove(n)
+    return [totals.get(w) for w in wrt]
+
+
+def differentiate(fwd: Program, strict: bool = False) -> Program:
+    """The joint program: ``fwd``'s graph plus the gradient of its loss with
+    respect to each value in ``fwd.wrt`` (results ``grads.<name>``), with the
+    entry points ``forward`` and ``value_and_grad``.
+
+    The seed is a ones constant of the loss's shape (the loss has one
+    element). A ``wrt`` value that no gradient reaches (only
+    piecewise-constant ops in between) gets zeros, or a GraphError when
+    ``strict`` (specs compile strict).
+    """
+    g = fwd.graph.copy()
+    loss = g.loss
+    if loss is None:
+        raise ValueError("graph has no loss")
+    with g.context(phase=BACKWARD, origin=loss, source=g.data(loss)["source"]):
+        seed = g.add("const", [], {"value": 1.0, "shape": g.shape(loss)}, hint="seed")
+    grads = _vjp(g, [loss], [seed], list(fwd.wrt))
+    for i, (w, gw) in enumerate(zip(fwd.wrt, grads)):
+        if gw is None and strict:
             raise GraphError(
                 f"no gradient flows from the loss to '{w}': every path goes through an op "
                 "without one (stop_gradient, comparisons, sign, step)",
                 f"wrt[{i}]",
             )
-        if w not in totals:  # only piecewise-constant ops in between: zero
+        if gw is None:  # only piecewise-constant ops in between: zero
             with g.context(phase=BACKWARD, origin=w, source=g.data(w)["source"]):
+                hint = ("g_", w, "", f"g_{w}")
                 if is_static(g.shape(w)):
-                    totals[w] = g.add("const", [], {"value": 0.0, "shape": g.shape(w)}, name=g.fresh(f"g_{w}"), named=True)
+                    gw = g.add("const", [], {"value": 0.0, "shape": g.shape(w)}, hint=hint, named=True)
                 else:
-                    totals[w] = g.add("zeros_like", [w], name=g.fresh(f"g_{w}"), named=True)
-    g.grads = {w: totals[w] for w in g.wrt}
-    # Rules build cotangents for every operand; drop those nothing needs
-    # (operands that do not depend on a wrt value), keeping the forward graph.
-    live = g.ancestors(g.roots())
-    for n in [n for n in g.nx.nodes if n not in live and g.data(n)["phase"] == BACKWARD]:
-        g.remove(n)
-    return g
+                    gw = g.add("zeros_like", [w], hint=hint, named=True)
+        g.set_result(f"grads.{w}", gw)
+    if seed in g and not g.nx.out_degree(seed) and seed not in g.roots():
+        g.remove(seed)
+    return fwd.but(graph=g, entries=gradient_entries(g))
 
 
 def _name_total(g: Graph, node: str, of: str) -> str:
-    """Give the total cotangent of ``of`` the readable name ``g_<of>``."""
+    """Print the total cotangent of ``of`` as ``g_<of>``: give it that hint."""
     d = g.data(node)
+    hint = ("g_", of, "", "g_" + _fallback(g, of))
     if d["named"] or d["phase"] != BACKWARD or d["op"] == "const":
         # A forward value or a shared constant: wrap it so the name is free.
-        return g.add("identity", [node], name=g.fresh(f"g_{of}"), named=True)
-    new = g.fresh(f"g_{of}")
-    g.rename(node, new)
-    g.data(new)["named"] = True
-    return new
+        return g.add("identity", [node], hint=hint, named=True)
+    d["hint"], d["named"] = hint, True
+    return node
+
+
+def _fallback(g: Graph, n: str) -> str:
+    h = g.data(n)["hint"]
+    return h if isinstance(h, str) else h[3]

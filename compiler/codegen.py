@@ -36,6 +36,7 @@ import numpy as np
 
 from . import __version__
 from .ir import BACKWARD, FORWARD, Graph
+from .program import Entry, ModuleInfo, Program
 from .ops.registry import get_op, is_float, is_static, pyval, sum_to_axes
 from .targets import NUMPY, Target
 from .targets.numpy import FLOAT_TYPES
@@ -133,8 +134,10 @@ class Stmt:
 
 
 class _Emitter:
-    def __init__(self, g: Graph, roots: list[str], opts: CodegenOptions):
+    def __init__(self, g: Graph, roots: list[str], opts: CodegenOptions, names: dict[str, str], info: ModuleInfo):
         self.g = g
+        self.names = names
+        self.info = info
         self.opts = opts
         self.target = opts.target
         self.assigned: set[str] = set()
@@ -195,7 +198,7 @@ class _Emitter:
         d = g.data(n)
         if d["op"] in SOURCES or not self.inlined(n):
             reads.add(n)
-            return E.name(n, d["shape"])
+            return E.name(self.names[n], d["shape"])
         return self.rhs(n, reads)
 
     def rhs(self, n: str, reads: set[str]) -> E:
@@ -237,10 +240,10 @@ class _Emitter:
                 if len(terms) >= 3 and all(g.shape(t) == d["shape"] for t in terms):
                     reads: set[str] = set()
                     first = self.expr(terms[0], reads) + self.expr(terms[1], reads)
-                    out.append(Stmt(n, assign(n, first), reads, d["phase"], d["source"]))
+                    out.append(Stmt(n, assign(self.names[n], first), reads, d["phase"], d["source"]))
                     for t in terms[2:]:
                         r: set[str] = set()
-                        text = augassign(n, "+", self.expr(t, r))
+                        text = augassign(self.names[n], "+", self.expr(t, r))
                         out.append(Stmt(n, text, r, d["phase"], d["source"]))
                     continue
             reads = set()
@@ -252,7 +255,7 @@ class _Emitter:
                 # and .copy() and a dtype, like every other value.
                 e = NP.attr(FLOAT_TYPES[d["dtype"]])(e)
             self.assigned.add(n)
-            text = assign(n, e)
+            text = assign(self.names[n], e)
             out.append(Stmt(n, text, reads, d["phase"], d["source"]))
         return out
 
@@ -284,7 +287,7 @@ class _Emitter:
                     lines.append("# g_<name> is d loss / d <name>; in the rules below g is the gradient")
                     lines.append("# arriving at an op's output and y is that output.")
                 if s.source != source:
-                    text = g.source_text.get(s.source) if s.source else None
+                    text = self.info.source_text.get(s.source) if s.source else None
                     if text:
                         lines.append(f"# {s.source}: {_comment_text(text)}")
                     source, rule = s.source, None
@@ -299,18 +302,20 @@ class _Emitter:
             lines.append(s.text)
             if i in frees:
                 dead = sorted(frees[i], key=lambda v: g.data(v)["seq"])
-                lines.append("del " + ", ".join(dead))
+                lines.append("del " + ", ".join(self.names[v] for v in dead))
         return lines
 
 
-def generated_lines(g: Graph, wrt: str, opts: CodegenOptions | None = None) -> list[str]:
+def generated_lines(p: Program, wrt: str, opts: CodegenOptions | None = None) -> list[str]:
     """The backward statements of value_and_grad that compute d loss / d wrt."""
     opts = opts or CodegenOptions(free_threshold=None)
-    em = _Emitter(g, [g.loss, g.grads[wrt]], opts)
+    g = p.graph
+    names = g.names()
+    em = _Emitter(g, [g.loss, g.grads[wrt]], opts, names, p.info)
     lines = em.body()
     start = next((i for i, ln in enumerate(lines) if ln.startswith("# Backward")), len(lines))
     body = [ln for ln in lines[start:] if ln]
-    return body + [f"grad_{wrt} = {g.grads[wrt]}"]
+    return body + [f"grad_{wrt} = {names[g.grads[wrt]]}"]
 
 
 # ------------------------------------------------------------------ formatting
@@ -419,10 +424,43 @@ def _shape_literal(shape) -> str:
     return f"({parts[0]},)" if len(parts) == 1 else f"({', '.join(parts)})"
 
 
-def generate(g: Graph, opts: CodegenOptions | None = None) -> str:
-    """The generated module's source, in black's style."""
+# What each result group of an entry point is, for its docstring.
+GROUP_DOCS = {
+    "loss": "the loss",
+    "outputs": "outputs maps each name in OUTPUTS to its value",
+    "grads": "grads maps each name in WRT to d loss / d name",
+}
+
+
+def _entry_doc(p: Program, entry: Entry) -> str:
+    groups = entry.returns
+    if len(groups) == 1:
+        return f"Return {GROUP_DOCS.get(groups[0], groups[0])}."
+    dicts = [GROUP_DOCS[grp] for grp in groups if grp not in p.graph.results and grp in GROUP_DOCS]
+    return f"Return ({', '.join(groups)})" + (": " + "; ".join(dicts) if dicts else "") + "."
+
+
+def _return(p: Program, entry: Entry, names: dict[str, str]) -> str:
+    """The return statement of ``entry``: every result a writable array of its own."""
+    g = p.graph
+    items = p.returned(entry)
+    bases = {r for r in items if isinstance(r, str)}
+    parts = [names[r] if isinstance(r, str) else _distinct(g, r, names, bases) for r in items]
+    if len(parts) == 1 and isinstance(parts[0], str):
+        return f"return {parts[0]}"
+    if all(isinstance(x, str) for x in parts[:-1]) and isinstance(parts[-1], dict):
+        return _return_dict("".join(f"{x}, " for x in parts[:-1]), parts[-1])
+    text = ", ".join(x if isinstance(x, str) else "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in x.items()) + "}" for x in parts)
+    return f"return {text}"
+
+
+def generate(p: Program, opts: CodegenOptions | None = None) -> str:
+    """The generated module's source, in black's style: one function per
+    entry point of ``p``, plus the module constants and helpers."""
     opts = opts or CodegenOptions()
-    m = g.meta
+    g, m = p.graph, p.info
+    dtype = g.float_dtype
+    names = g.names()
     args = g.params + g.inputs
 
     sha = "".join(c for c in str(m.spec_sha256)[:16] if c in "0123456789abcdef")
@@ -432,18 +470,22 @@ def generate(g: Graph, opts: CodegenOptions | None = None) -> str:
     if m.description.strip():
         head.append("")
         head += _wrap(m.description.strip())
-    head += [
-        "",
-        "Call value_and_grad(**params, **inputs) for (loss, grads); see forward,",
-        "init_params and example_inputs.",
-    ]
+    fns = [e.name for e in p.entries]
+    if "value_and_grad" in fns:
+        head += [
+            "",
+            "Call value_and_grad(**params, **inputs) for (loss, grads); see forward,",
+            "init_params and example_inputs.",
+        ]
+    else:
+        head += ["", f"Functions: {', '.join(fns)}; see init_params and example_inputs."]
     top = []
 
-    def table(name: str, names: list[str]) -> str:
-        items = [f"{json.dumps(n)}: {_shape_literal(g.shape(n))}" for n in names]
+    def table(name: str, keys: list[str]) -> str:
+        items = [f"{json.dumps(n)}: {_shape_literal(g.shape(n))}" for n in keys]
         return _explode(f"{name} = {{", items, "}") or _format_top(f"{name} = {{{', '.join(items)}}}")
 
-    def names(name: str, t) -> str:
+    def tuple_of(name: str, t) -> str:
         if not t:
             return f"{name} = ()"
         items = [json.dumps(x) for x in t]
@@ -454,53 +496,43 @@ def generate(g: Graph, opts: CodegenOptions | None = None) -> str:
     consts = [
         table("PARAMS", g.params),
         table("INPUTS", g.inputs),
-        names("WRT", g.wrt),
-        names("OUTPUTS", list(g.outputs)),
-        f"LOSS = {json.dumps(g.loss)}",
+        tuple_of("WRT", list(p.wrt)),
+        tuple_of("OUTPUTS", list(g.outputs)),
+        f"LOSS = {json.dumps(names[g.loss])}",
     ]
-    if g.dims:
-        consts.append(_format_top("DIMS = {" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in g.dims.items()) + "}"))
+    if m.dims:
+        consts.append(_format_top("DIMS = {" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in m.dims.items()) + "}"))
     top.append("\n".join(consts))
-    top.append(_init_function(g))
-    top.append(_inputs_function(g))
+    top.append(_init_function(g, m))
+    top.append(_inputs_function(g, m))
 
     arg_doc = ["", "Args:"] + [f"    {_shape_doc(g, a)}" for a in args]
-
-    entry = _entry_casts(g, opts.target)
-    fwd_roots = [g.loss] + list(g.outputs.values())
-    body = entry + _Emitter(g, fwd_roots, opts).body()
-    if g.outputs:
-        body.append(_return_dict(f"{g.loss}, ", _distinct(g, g.outputs)))
-        returns = "(loss, outputs): outputs maps each name in OUTPUTS to its value."
-    else:
-        body.append(f"return {g.loss}")
-        returns = "the loss."
-    bodies: list[list[str]] = []  # the two big bodies, for the output check
-    fdoc = [f"Return {returns}"] + arg_doc
-    top.append(_function("forward", args, fdoc, body, bodies))
-    stubs = {"forward": _function("forward", args, fdoc, ["return None"])}
-
-    vg_roots = [g.loss] + list(g.grads.values())
-    body = entry + _Emitter(g, vg_roots, opts).body()
-    body.append(_return_dict(f"{g.loss}, ", _distinct(g, g.grads)))
-    doc = ["Return (loss, grads): grads maps each name in WRT to d loss / d name."] + arg_doc
-    top.append(_function("value_and_grad", args, doc, body, bodies))
-    stubs["value_and_grad"] = _function("value_and_grad", args, doc, ["return None"])
-    top.append(self_check_source(m.dtype))
+    entry_casts = _entry_casts(g, opts.target)
+    bodies: list[list[str]] = []  # the big bodies, for the output check
+    stubs = {}
+    for entry in p.entries:
+        body = entry_casts + _Emitter(g, p.roots(entry), opts, names, m).body()
+        body.append(_return(p, entry, names))
+        doc = [_entry_doc(p, entry)] + arg_doc
+        top.append(_function(entry.name, args, doc, body, bodies))
+        stubs[entry.name] = _function(entry.name, args, doc, ["return None"])
+    checkable = {"forward", "value_and_grad"} <= {e.name for e in p.entries}
+    if checkable:
+        top.append(self_check_source(dtype))
     preamble = _docstring(head) + "\n\n" + opts.target.import_line + "\n\n" + top[0]
     source = "\n\n\n".join([preamble] + top[1:]) + "\n"
     if len(source) <= VERIFY_WHOLE_MAX:
-        verify_module(source, templates(m.dtype))
+        verify_module(source, templates(dtype))
     else:
         # A big module: parsed whole, its syntax tree would take about three
-        # times the memory of everything else. Check the module with the two
-        # big bodies stubbed, then each body statement on its own: the source
-        # is exactly those pieces joined, so the same whitelist holds.
+        # times the memory of everything else. Check the module with the
+        # entry points' bodies stubbed, then each body statement on its own:
+        # the source is exactly those pieces joined, so the same whitelist holds.
         skeleton = [stubs.get(t.split("(", 1)[0][4:], t) if t.startswith("def ") else t for t in top[1:]]
-        verify_module("\n\n\n".join([preamble] + skeleton) + "\n", templates(m.dtype))
+        verify_module("\n\n\n".join([preamble] + skeleton) + "\n", templates(dtype))
         for lines in bodies:
-            for entry in lines:
-                verify_statements(entry)
+            for stmt in lines:
+                verify_statements(stmt)
     return source
 
 
@@ -510,10 +542,10 @@ VERIFY_WHOLE_MAX = 1_000_000  # characters: above, the module is checked piece b
 def _entry_casts(g: Graph, target: Target) -> list[str]:
     """``x = np.asarray(x, dtype=np.float64)`` for each float argument: int or
     bool arrays (or lists) passed in compute, and differentiate, in floats."""
-    ftype = NP.attr(FLOAT_TYPES[g.meta.dtype])
+    ftype = NP.attr(FLOAT_TYPES[g.float_dtype])
     lines = [assign(a, NP.asarray(E.name(a), dtype=ftype)) for a in g.params + g.inputs if is_float(g.dtype(a))]
     if lines:
-        lines.insert(0, f"# Compute in {FLOAT_TYPES[g.meta.dtype]}, whatever arrays (ints, lists) come in.")
+        lines.insert(0, f"# Compute in {FLOAT_TYPES[g.float_dtype]}, whatever arrays (ints, lists) come in.")
     return lines
 
 
@@ -541,15 +573,15 @@ def _reshapes(g: Graph, n: str) -> bool:
     return all(src[i] == 1 for i in lead + kept)
 
 
-def _distinct(g: Graph, m: dict[str, str]) -> dict[str, str]:
+def _distinct(g: Graph, m: dict[str, str], names: dict[str, str], bases: set[str]) -> dict[str, str]:
     """Return expressions, copied where a result could share memory with an
-    argument or another result, or be a read-only broadcast view: every result
-    is a writable array of its own."""
-    out, bases = {}, {g.loss}
+    argument or another result (``bases``: those already returned), or be a
+    read-only broadcast view: every result is a writable array of its own."""
+    out = {}
     for k, v in m.items():
         base, readonly = _view_base(g, v)
         shared = base in bases or g.op(base) in SOURCES
-        out[k] = f"{v}.copy()" if shared or readonly else v
+        out[k] = f"{names[v]}.copy()" if shared or readonly else names[v]
         bases.add(base)
     return out
 
@@ -643,17 +675,17 @@ def templates(dtype: str = "f64") -> dict[str, str]:
 TEMPLATES = templates("f64")
 
 
-def _init_function(g: Graph) -> str:
+def _init_function(g: Graph, m: ModuleInfo) -> str:
     uses_rng = False
     items = []
     for p in g.params:
         shape = pyval(tuple(g.shape(p)))
         dt = g.dtype(p)
         kw = ", dtype=np.float32" if dt == "f32" else ""
-        if p in g.values:
-            items.append(f"{json.dumps(p)}: {_array_literal(g.values[p], dt)}")
+        if p in m.values:
+            items.append(f"{json.dumps(p)}: {_array_literal(m.values[p], dt)}")
             continue
-        init = g.inits[p]
+        init = m.inits[p]
         kind = init.kind
         key = json.dumps(p)
         if kind == "zeros":
@@ -685,22 +717,22 @@ def _init_function(g: Graph) -> str:
     ]
     body = ["rng = np.random.default_rng(seed)"] if uses_rng else []
     body.append(_explode("return {", items, "}", indent=4) or "return {" + ", ".join(items) + "}")
-    return _function("init_params", [f"seed={int(g.meta.seed)}"], doc, body)
+    return _function("init_params", [f"seed={int(m.seed)}"], doc, body)
 
 
-def _inputs_function(g: Graph) -> str:
+def _inputs_function(g: Graph, m: ModuleInfo) -> str:
     items = []
     uses_rng = False
     for i in g.inputs:
         key = json.dumps(i)
-        if i in g.values:
-            items.append(f"{key}: {_array_literal(g.values[i], g.dtype(i))}")
+        if i in m.values:
+            items.append(f"{key}: {_array_literal(m.values[i], g.dtype(i))}")
             continue
         uses_rng = True
         dims = [str(d) if isinstance(d, int) else f"dims[{json.dumps(d)}]" for d in g.shape(i)]
         shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
-        if i in g.classes:
-            draw = f"rng.integers(0, {int(g.classes[i])}, size={shape})"
+        if i in m.classes:
+            draw = f"rng.integers(0, {int(m.classes[i])}, size={shape})"
         else:
             draw = _as_dtype(f"rng.standard_normal({shape})", g.dtype(i))
         items.append(f"{key}: {draw}")
@@ -709,7 +741,7 @@ def _inputs_function(g: Graph) -> str:
         "np.random.default_rng(seed) for inputs the spec gives no value.",
     ]
     body = []
-    if g.dims:
+    if m.dims:
         doc += ["", "dims: sizes of symbolic dims (default DIMS)."]
         body.append("dims = {**DIMS, **(dims or {})}")
         sig = "seed=0, dims=None"

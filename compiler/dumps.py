@@ -23,7 +23,7 @@ failure is a SpecError too.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (
     AfterValidator,
@@ -38,7 +38,8 @@ from pydantic import (
 )
 
 from .errors import BpcError, SpecError
-from .ir import MAX_ELEMENTS, Graph, Meta
+from .ir import MAX_ELEMENTS, Graph
+from .program import ModuleInfo, Program, forward_entry, gradient_entries
 from .names import MAX_NODE_ID_LENGTH, name_problem
 from .spec import (
     MAX_CLASSES,
@@ -106,6 +107,8 @@ Text = Annotated[StrictStr, Field(max_length=MAX_TEXT), AfterValidator(_encodabl
 Line = Annotated[StrictStr, Field(max_length=MAX_LINE), AfterValidator(_one_line)]
 Key = Annotated[StrictStr, Field(max_length=MAX_LINE), AfterValidator(_encodable)]
 ShapeEntry = Annotated[Any, PlainValidator(_shape_entry)]
+# Prefix/suffix of a derived name hint ("g_", "_f"): identifier characters.
+Affix = Annotated[StrictStr, Field(max_length=16, pattern=r"^[A-Za-z0-9_]*$")]
 
 
 def _int(lo: int, hi: int):
@@ -135,6 +138,8 @@ class DumpNode(_Model):
     source: Optional[Line]
     origin: Optional[Line]
     named: StrictBool
+    # The name hint (see compiler.ir): absent when it is the id itself.
+    hint: Optional[Union[NodeId, tuple[Affix, NodeId, Affix, NodeId]]] = None
     seq: _int(0, MAX_SEQ)
     accum: StrictBool = False
 
@@ -162,9 +167,10 @@ class DumpGraph(_Model):
     source_text: dict[Key, Text]
     dims: list[tuple[Name, _int(1, MAX_DIM_SIZE)]]
     classes: dict[Key, _int(1, MAX_CLASSES)]
-    reserved: list[NodeId]
-    counters: dict[Key, _int(1, MAX_COUNTER)]
     next_seq: _int(0, MAX_SEQ)
+    # Written by bpc before names were assigned at print time; ignored.
+    reserved: list[NodeId] = []
+    counters: dict[Key, _int(1, MAX_COUNTER)] = {}
 
 
 class Dump(_Model):
@@ -326,25 +332,23 @@ def check(d: Dump) -> dict[str, dict]:
     for name, i in declared.items():
         if name not in used:
             raise SpecError(f"no input has a dim named '{name}'", _where("graph", "dims", i, 0))
-    if any(n.seq > gd.next_seq for n in d.nodes):
-        raise SpecError("next_seq is below a node's seq", "graph.next_seq")
+    seqs: dict[int, int] = {}
+    for i, n in enumerate(d.nodes):
+        if n.seq > gd.next_seq:
+            raise SpecError("next_seq is below a node's seq", "graph.next_seq")
+        if n.seq in seqs:
+            raise SpecError(f"seq {n.seq} is also the seq of nodes[{seqs[n.seq]}]", _where("nodes", i, "seq"))
+        seqs[n.seq] = i
+        if isinstance(n.hint, tuple) and n.hint[1] not in index:
+            raise SpecError(f"no node '{n.hint[1]}'", _where("nodes", i, "hint", 1))
     return attrs
 
 
-def build(d: Dump, attrs: dict[str, dict]) -> Graph:
-    """The graph of a checked dump (after :func:`check`)."""
+def build(d: Dump, attrs: dict[str, dict]) -> Program:
+    """The program of a checked dump (after :func:`check`)."""
     gd = d.graph
     m = gd.meta
-    g = Graph(
-        Meta(
-            name=m.name,
-            spec_path=m.spec_path,
-            spec_sha256=m.spec_sha256,
-            description=m.description,
-            seed=m.seed,
-            dtype=m.dtype,
-        )
-    )
+    g = Graph(m.dtype)
     for n in d.nodes:
         g.nx.add_node(
             n.id,
@@ -356,32 +360,44 @@ def build(d: Dump, attrs: dict[str, dict]) -> Graph:
             source=n.source,
             origin=n.origin,
             named=n.named,
+            hint=n.id if n.hint is None else n.hint,
             seq=n.seq,
             **({"accum": True} if n.accum else {}),
         )
     for e in d.edges:
         g.nx.add_edge(e.source, e.target, pos=e.pos)
     g.params, g.inputs = list(gd.params), list(gd.inputs)
-    g.loss, g.wrt = gd.loss, list(gd.wrt)
-    g.outputs = dict(gd.outputs)
-    g.grads = dict(gd.grads)
-    g.values = {
-        k: literal_array(v, g.shape(k), _where("graph", "values", k)) for k, v in gd.values.items()
-    }
-    g.inits = dict(gd.inits)
-    g.docs, g.source_text = dict(gd.docs), dict(gd.source_text)
-    g.dims, g.classes = dict(gd.dims), dict(gd.classes)
-    g._reserved, g._counters, g._seq = set(gd.reserved), dict(gd.counters), gd.next_seq
-    return g
+    g._seq = gd.next_seq
+    g.set_result("loss", gd.loss)
+    for k, v in gd.outputs:
+        g.set_result(f"outputs.{k}", v)
+    for k, v in gd.grads:
+        g.set_result(f"grads.{k}", v)
+    info = ModuleInfo(
+        name=m.name,
+        spec_path=m.spec_path,
+        spec_sha256=m.spec_sha256,
+        description=m.description,
+        seed=m.seed,
+        values={k: literal_array(v, g.shape(k), _where("graph", "values", k)) for k, v in gd.values.items()},
+        inits=dict(gd.inits),
+        docs=dict(gd.docs),
+        source_text=dict(gd.source_text),
+        dims=dict(gd.dims),
+        classes=dict(gd.classes),
+    )
+    entries = (forward_entry(g),) if gd.stage == "forward" else gradient_entries(g)
+    return Program(g, info, tuple(gd.wrt), entries)
 
 
-def load(data: Any) -> tuple[Graph, str]:
-    """Validate a dump and build its graph. Returns (graph, stage)."""
+def load(data: Any) -> tuple[Program, str]:
+    """Validate a dump and build its program. Returns (program, stage)."""
     d = parse(data)
-    g = build(d, check(d))
+    p = build(d, check(d))
+    g = p.graph
     try:
         g.verify()
     except (AssertionError, BpcError) as e:
         msg = getattr(e, "message", None) or str(e)
         raise SpecError(f"IR dump fails verification: {msg}", "graph") from None
-    return g, d.graph.stage
+    return p, d.graph.stage

@@ -28,6 +28,7 @@ from .errors import GraphError
 from .ir import BACKWARD, Graph
 from .ops.registry import V, get_op, pyval
 from .pipeline import gc_paused
+from .program import Program
 from .targets import NUMPY
 from .targets.pyexpr import E
 
@@ -181,26 +182,26 @@ def _edge_paths(h: nx.MultiDiGraph, src: str, dst: str, limit: int) -> list[list
     return out
 
 
-def _render(g: Graph, n: str, names: set[str]) -> E:
+def _render(g: Graph, n: str, names: _Names, printed: dict[str, str]) -> E:
     if n in names:
-        return E.name(n, g.shape(n))
+        return E.name(printed.get(n, n), g.shape(n))
     d = g.data(n)
-    operands = [_render(g, a, names) for a in g.args(n)]
+    operands = [_render(g, a, names, printed) for a in g.args(n)]
     e = NUMPY.emit(d["op"], operands, d["attrs"], d["shape"], d["dtype"])
     return E(e.node, d["shape"], e.literal)
 
 
-def _statement(g: Graph, v: str) -> str:
+def _statement(g: Graph, v: str, printed: dict[str, str]) -> str:
     d = g.data(v)
-    args = list(g.args(v))
+    args = [printed[a] for a in g.args(v)]
     attrs = [f"{k}={pyval(x)}" for k, x in sorted(d["attrs"].items())]
-    text = f"{v} = {d['op']}({', '.join(args + attrs)})"
+    text = f"{printed[v]} = {d['op']}({', '.join(args + attrs)})"
     return text if len(text) <= MAX_STATEMENT else text[: MAX_STATEMENT - 4] + " ..."
 
 
 @gc_paused
 def explain(
-    fwd: Graph,
+    program: Program,
     wrt: str,
     max_paths: int = MAX_PATHS,
     max_steps: int = MAX_STEPS,
@@ -211,11 +212,22 @@ def explain(
     Lists at most ``max_paths`` paths, each cut after ``max_steps`` steps; once
     ``max_total_steps`` steps are shown, the remaining paths are only counted.
     """
+    fwd = program.graph
+    printed = fwd.names()
+    taken = set(printed.values())
+
+    def fresh(base: str) -> str:
+        name, k = base, 2
+        while name in taken:
+            name, k = f"{base}_{k}", k + 1
+        taken.add(name)
+        return name
+
     if wrt not in fwd:
         raise GraphError(f"unknown name '{wrt}'", "--wrt")
     loss = fwd.loss
     if wrt not in fwd.ancestors([loss]):
-        raise GraphError(f"the loss '{loss}' does not depend on '{wrt}'", "--wrt")
+        raise GraphError(f"the loss '{printed[loss]}' does not depend on '{wrt}'", "--wrt")
     h = nx.MultiDiGraph()
     active = fwd.ancestors([loss]) & fwd.descendants([wrt])
     for u, v, k, pos in fwd.nx.edges(keys=True, data="pos"):
@@ -232,7 +244,7 @@ def explain(
             if n != loss:
                 count[n] = sum(count.get(v, 0) for _, v in h.out_edges(n))
         total = count.get(wrt, 0)
-    edge_paths = sorted(edge_paths[:max_paths], key=lambda p: [(u, v, k[1]) for u, v, k in p])
+    edge_paths = sorted(edge_paths[:max_paths], key=lambda p: [(printed[u], printed[v], k[1]) for u, v, k in p])
 
     paths = []
     dead = 0
@@ -246,11 +258,12 @@ def explain(
             break  # counted in "more paths not shown"
         prefix = f"d{idx}_" if len(edge_paths) > 1 else "d_"
         with g.context(phase=BACKWARD):
-            cur = g.add("input", [], {"shape": g.shape(loss)}, name=g.fresh(f"{prefix}{loss}"), named=True)
-        steps = [Step(cur, f"np.ones({pyval(tuple(g.shape(loss)))})" if g.shape(loss) else "1.0", "", f"seed: d {loss}/d {loss} = 1")]
+            cur = g.add("input", [], {"shape": g.shape(loss)}, name=fresh(f"{prefix}{printed[loss]}"), named=True)
+        seed = f"np.ones({pyval(tuple(g.shape(loss)))})" if g.shape(loss) else "1.0"
+        steps = [Step(cur, seed, "", f"seed: d {printed[loss]}/d {printed[loss]} = 1")]
         names = _Names(forward_names)
         names.add(cur)
-        nodes = [loss]
+        nodes = [printed[loss]]
         limit = min(max_steps, budget)
         omitted = 0
         for i, (u, v, (k, pos)) in enumerate(reversed(path)):
@@ -264,21 +277,21 @@ def explain(
                 if cts[pos] is None:  # stop_gradient, comparisons: this path adds 0
                     break
                 ct = _fit(cts[pos], V(g, u))
-            target = g.fresh(f"{prefix}{u}")
-            code = _render(g, ct.name, names).source()
+            target = fresh(f"{prefix}{printed[u]}")
+            code = _render(g, ct.name, names, printed).source()
             with g.context(phase=BACKWARD):
                 cur = g.add("input", [], {"shape": g.shape(u)}, name=target, named=True)
             names.add(cur)
-            steps.append(Step(cur, code, _statement(fwd, v), f"{opdef.name}: {opdef.derivative}"))
-            nodes.append(u)
+            steps.append(Step(cur, code, _statement(fwd, v, printed), f"{opdef.name}: {opdef.derivative}"))
+            nodes.append(printed[u])
         else:
             paths.append(PathExplanation(list(reversed(nodes)), steps))
             budget -= len(steps) - 1
             continue
         if omitted:
-            full = [path[0][0]] + [v for _, v, _ in path] if path else [loss]
+            full = [printed[path[0][0]]] + [printed[v] for _, v, _ in path] if path else [printed[loss]]
             paths.append(PathExplanation(full, steps, omitted))
             budget -= len(steps) - 1
             continue
         dead += 1
-    return Explanation(loss, wrt, paths, total, zero_paths=dead)
+    return Explanation(printed[loss], wrt, paths, total, zero_paths=dead)

@@ -1,7 +1,10 @@
 """The dataflow IR: a thin wrapper around ``networkx.MultiDiGraph``.
 
-A node is one SSA value. Its key is its unique name (a Python identifier, so
-it can be used as a variable in generated code), and its data holds:
+A node is one SSA value. Its key is an opaque id: the name a spec or a dump
+gave it (``x``, ``h1``), or ``%<k>`` for values the compiler makes. Ids never
+reach generated code: printed names are assigned when a graph is printed or
+turned into code (:meth:`Graph.names`), from each node's name hint, so no pass
+ever renames a value. A node's data holds:
 
 ``op``      registered op name (see :mod:`compiler.ops`)
 ``shape``   static shape, a tuple of ints
@@ -12,24 +15,32 @@ it can be used as a variable in generated code), and its data holds:
 ``phase``   ``"forward"`` or ``"backward"`` (adjoint)
 ``source``  where in the spec the value came from (``"nodes[3]"``), or None
 ``origin``  for adjoint nodes: the forward node whose derivative rule made it
-``named``   True when the name is meaningful to the user (spec names,
-            gradient totals); codegen keeps such values as statements
-``seq``     creation counter, used to break ties in the topological order
+``named``   True when the value matters to the user (spec names, gradient
+            totals): codegen keeps such values as statements
+``hint``    the name to print it by: a string, or ``(prefix, node, suffix,
+            fallback)`` for prefix + that node's printed name + suffix
+            (``g_<name>``)
+``seq``     creation counter: ties in the topological order, naming order
 
 An edge ``u -> v`` with ``pos=i`` says that ``u`` is the ``i``-th operand of
 ``v``; a value used twice by one node has two edges (``mul x x``).
 
-Graph-level facts live in :class:`Graph` itself: the ordered ``inputs`` and
-``params``, the ``loss``, extra ``outputs``, the ``grads`` map (wrt name ->
-node holding its gradient), initial values and the metadata of the spec.
+Graph-level state is only the ordered signature: ``params`` and ``inputs``
+(the arguments) and ``results`` (label -> node: ``loss``, ``outputs.<name>``,
+``grads.<name>``), plus the compile dtype. What the spec says about the
+module (initial values, docs, dims, source text) is a separate
+:class:`~compiler.program.ModuleInfo`; which functions to emit, and what to
+differentiate, belong to the :class:`~compiler.program.Program`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import heapq
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -61,18 +72,6 @@ class Node:
 
 
 @dataclass
-class Meta:
-    """What codegen needs to know about where the graph came from."""
-
-    name: str = "model"
-    spec_path: str = "<memory>"
-    spec_sha256: str = ""
-    description: str = ""
-    seed: int = 0
-    dtype: str = "f64"
-
-
-@dataclass
 class _Context:
     phase: str = FORWARD
     source: str | None = None
@@ -80,32 +79,33 @@ class _Context:
     prefix: str | None = None  # name prefix for temporaries (composite ops)
 
 
-# Python builtins a temporary must not shadow in generated code.
-_BUILTINS = frozenset(dir(__import__("builtins")))
+@functools.lru_cache(maxsize=4096)
+def _identifier(hint: str) -> str:
+    """A hint as a name that cannot shadow a builtin, keyword or ``np``."""
+    from .names import name_problem
+
+    hint = re.sub(r"[^A-Za-z0-9_]", "_", hint)
+    if not hint or not ("A" <= hint[0] <= "Z" or "a" <= hint[0] <= "z"):
+        hint = f"t_{hint}"
+    return hint if name_problem(hint, max_length=1 << 30) is None else f"{hint}_"
 
 
 class Graph:
-    """An SSA dataflow graph with explicit operand order."""
+    """An SSA dataflow graph with explicit operand order.
 
-    def __init__(self, meta: Meta | None = None):
+    ``dtype`` is the compile dtype (``"f64"``/``"f32"``): the element type of
+    every float value.
+    """
+
+    def __init__(self, dtype: str = "f64"):
         self.nx = nx.MultiDiGraph()
-        self.meta = meta or Meta()
-        self.inputs: list[str] = []
+        self.float_dtype = dtype
         self.params: list[str] = []
-        self.loss: str | None = None
-        self.outputs: dict[str, str] = {}  # output name -> node
-        self.wrt: list[str] = []  # names to differentiate, in order
-        self.grads: dict[str, str] = {}  # wrt name -> node holding its gradient
-        self.values: dict[str, Any] = {}  # name -> np.ndarray initial value
-        self.inits: dict[str, Any] = {}  # param name -> Initializer
-        self.docs: dict[str, str] = {}
-        self.source_text: dict[str, str] = {}  # spec location -> its text
-        self.dims: dict[str, int] = {}  # symbolic dim -> example size
-        self.classes: dict[str, int] = {}  # label input -> number of classes
+        self.inputs: list[str] = []
+        self.results: dict[str, str] = {}  # label -> node, in signature order
+        self._at: dict[str, list[str]] = {}  # node -> labels naming it
         self._seq = 0
         self._ctx = _Context()
-        self._reserved: set[str] = set()
-        self._counters: dict[str, int] = {}  # fresh(): next suffix per base name
 
     # ------------------------------------------------------------ building
 
@@ -124,24 +124,6 @@ class Graph:
         d = self.nx.nodes[name]
         return self.context(phase=d["phase"], origin=d["origin"], source=d["source"])
 
-    def reserve(self, names: set[str] | list[str]) -> None:
-        """Names that fresh() must not hand out (user names not yet added)."""
-        self._reserved.update(names)
-
-    def fresh(self, hint: str) -> str:
-        """A new unique node name based on ``hint``."""
-        base = hint if hint and (hint[0].isalpha()) else f"t_{hint}"
-        if base in _BUILTINS:
-            base = f"{base}_"
-        name, k = base, self._counters.get(base, 1)
-        if k > 1:
-            name = f"{base}_{k}"
-        while name in self.nx or name in self._reserved:
-            k += 1
-            name = f"{base}_{k}"
-        self._counters[base] = k
-        return name
-
     def add(
         self,
         op: str,
@@ -149,15 +131,17 @@ class Graph:
         attrs: dict[str, Any] | None = None,
         name: str | None = None,
         named: bool = False,
-        hint: str | None = None,
+        hint: Any = None,
         dtype: str | None = None,
     ) -> str:
-        """Add a node; its shape and dtype come from the op's rules.
+        """Add a node and return its id; its shape and dtype come from the op's rules.
 
-        ``dtype`` is given for sources (inputs, params) only. An op that
-        computes in floats but gets no float operand gets one cast first (a
-        ``cast`` node): bool masks and int labels never meet in bool or int
-        arithmetic.
+        ``name`` gives the node that id and printed name (a spec or dump name);
+        otherwise the id is fresh and ``hint`` (default: the op) is the name
+        to print it by. ``dtype`` is given for sources (inputs, params) only.
+        An op that computes in floats but gets no float operand gets one cast
+        first (a ``cast`` node): bool masks and int labels never meet in bool
+        or int arithmetic.
         """
         from .ops import get_op
 
@@ -167,7 +151,7 @@ class Graph:
         k = opdef.needs_cast([self.dtype(a) for a in args])
         if k is not None:
             with self.context(prefix=None):
-                args[k] = self.add("cast", [args[k]], {"dtype": self.meta.dtype}, hint=f"{args[k]}_f")
+                args[k] = self.add("cast", [args[k]], {"dtype": self.float_dtype}, hint=("", args[k], "_f", "cast"))
         shapes = [self.shape(a) for a in args]
         shape = opdef.infer_shape(shapes, attrs, self._ctx.source)
         if opdef.decompose is not None:
@@ -178,14 +162,18 @@ class Graph:
                 f"{op} would make {math.prod(static):,} elements (limit {MAX_ELEMENTS:,})",
                 self._ctx.source,
             )
+        self._seq += 1
         if name is None:
-            prefix = self._ctx.prefix
-            name = self.fresh(hint or (f"{prefix}_{op}" if prefix else op))
+            if hint is None:
+                prefix = self._ctx.prefix
+                hint = f"{prefix}_{op}" if prefix else op
+            name = f"%{self._seq}"
         elif name in self.nx:
             raise GraphError(f"duplicate name '{name}'", self._ctx.source)
+        else:
+            hint = name
         if dtype is None:
-            dtype = opdef.infer_dtype([self.dtype(a) for a in args], attrs, self.meta.dtype)
-        self._seq += 1
+            dtype = opdef.infer_dtype([self.dtype(a) for a in args], attrs, self.float_dtype)
         self.nx.add_node(
             name,
             op=op,
@@ -196,6 +184,7 @@ class Graph:
             source=self._ctx.source,
             origin=self._ctx.origin,
             named=named,
+            hint=hint,
             seq=self._seq,
         )
         for i, a in enumerate(args):
@@ -208,7 +197,7 @@ class Graph:
 
         if name is not None and name in self.nx:
             raise GraphError(f"duplicate name '{name}'", self._ctx.source)
-        prefix = name or (hint.rsplit("_", 1)[0] if hint else None) or self._ctx.prefix
+        prefix = name or (hint.rsplit("_", 1)[0] if isinstance(hint, str) else None) or self._ctx.prefix
         with self.context(prefix=prefix):
             out = opdef.decompose(*(V(self, a) for a in args), **attrs).name
         assert self.shape(out) == tuple(shape), (opdef.name, self.shape(out), shape)
@@ -216,9 +205,63 @@ class Graph:
             return out
         if out in args or self.nx.nodes[out]["named"] or self.nx.nodes[out]["op"] in ("input", "param"):
             return self.add("identity", [out], name=name, named=named)
-        self.rename(out, name)
-        self.nx.nodes[name]["named"] = named
+        # The builder gives the decomposition's result the id the caller asked
+        # for (a spec name); passes never change ids.
+        self._rekey(out, name)
+        self.nx.nodes[name].update(named=named, hint=name)
         return name
+
+    def _rekey(self, old: str, new: str) -> None:
+        G = self.nx
+        G.add_node(new, **G.nodes[old])
+        for u, _, pos in list(G.in_edges(old, data="pos")):
+            G.add_edge(u, new, pos=pos)
+        for _, v, pos in list(G.out_edges(old, data="pos")):
+            G.add_edge(new, v, pos=pos)
+        G.remove_node(old)
+        self._retarget(old, new)
+
+    # ------------------------------------------------------------ names
+
+    def names(self) -> dict[str, str]:
+        """Every node's printed name: a Python identifier, unique in the graph.
+
+        User names (named nodes whose hint is a plain string: spec and dump
+        names) are kept exactly. Every other node gets its hint, or the hint
+        with the first free ``_2``, ``_3``... suffix, in creation order; a hint
+        ``(prefix, node, suffix, fallback)`` is that node's printed name
+        between ``prefix`` and ``suffix`` (``fallback`` once the node is gone). Names depend only on the nodes,
+        their hints and their order, so the same graph prints the same names.
+        """
+        G = self.nx
+        out: dict[str, str] = {}
+        taken: set[str] = set()
+        rest = []
+        for n, d in G.nodes(data=True):
+            h = d["hint"]
+            if d["named"] and isinstance(h, str) and n == h:
+                out[n] = h
+                taken.add(h)
+            else:
+                rest.append((d["seq"], n))
+        rest.sort()
+        counters: dict[str, int] = {}
+        for _, n in rest:
+            h = G.nodes[n]["hint"]
+            if not isinstance(h, str):
+                prefix, of, suffix, fallback = h
+                h = prefix + out[of] + suffix if of in out else fallback
+            base = _identifier(h)
+            name = base
+            if name in taken:
+                k = counters.get(base, 2)
+                while f"{base}_{k}" in taken:
+                    k += 1
+                counters[base] = k + 1
+                name = f"{base}_{k}"
+            out[n] = name
+            taken.add(name)
+        return out
 
     # ------------------------------------------------------------ queries
 
@@ -271,10 +314,37 @@ class Graph:
         return sorted(uses, key=lambda u: (self.nx.nodes[u[0]]["seq"], u[1]))
 
     def roots(self) -> list[str]:
-        """Values the user can ask for: loss, outputs and gradients."""
-        out = [self.loss] if self.loss else []
-        out += list(self.outputs.values()) + list(self.grads.values())
-        return list(dict.fromkeys(out))
+        """The result nodes (loss, outputs, gradients), each once."""
+        return list(dict.fromkeys(self.results.values()))
+
+    # ------------------------------------------------------------ results
+
+    def set_result(self, label: str, node: str) -> None:
+        """Make ``node`` the result called ``label`` (``loss``, ``grads.w``)."""
+        old = self.results.get(label)
+        if old is not None:
+            self._at[old].remove(label)
+            if not self._at[old]:
+                del self._at[old]
+        self.results[label] = node
+        self._at.setdefault(node, []).append(label)
+
+    def group(self, prefix: str) -> dict[str, str]:
+        """Results ``<prefix>.<key>`` as ``{key: node}``, in signature order."""
+        p = prefix + "."
+        return {k[len(p) :]: v for k, v in self.results.items() if k.startswith(p)}
+
+    @property
+    def loss(self) -> str | None:
+        return self.results.get("loss")
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        return self.group("outputs")
+
+    @property
+    def grads(self) -> dict[str, str]:
+        return self.group("grads")
 
     def topo(self, nodes: set[str] | None = None) -> list[str]:
         """Deterministic topological order (ties broken by creation order)."""
@@ -322,7 +392,7 @@ class Graph:
     # ------------------------------------------------------------ rewriting
 
     def replace_uses(self, old: str, new: str) -> None:
-        """Make every user of ``old`` use ``new`` instead; roots follow."""
+        """Make every user of ``old`` use ``new`` instead; results follow."""
         if old == new:
             return
         for _, v, k, pos in list(self.nx.out_edges(old, keys=True, data="pos")):
@@ -331,10 +401,11 @@ class Graph:
         self._retarget(old, new)
 
     def _retarget(self, old: str, new: str) -> None:
-        if self.loss == old:
-            self.loss = new
-        self.outputs = {k: (new if o == old else o) for k, o in self.outputs.items()}
-        self.grads = {w: (new if g == old else g) for w, g in self.grads.items()}
+        labels = self._at.pop(old, None)
+        if labels:
+            for label in labels:
+                self.results[label] = new
+            self._at.setdefault(new, []).extend(labels)
 
     def set_args(self, name: str, args: list[str]) -> None:
         for u, _, k in list(self.nx.in_edges(name, keys=True)):
@@ -345,28 +416,12 @@ class Graph:
     def remove(self, name: str) -> None:
         self.nx.remove_node(name)
 
-    def rename(self, old: str, new: str) -> None:
-        G = self.nx
-        G.add_node(new, **G.nodes[old])
-        for u, _, pos in list(G.in_edges(old, data="pos")):
-            G.add_edge(u, new, pos=pos)
-        for _, v, pos in list(G.out_edges(old, data="pos")):
-            G.add_edge(new, v, pos=pos)
-        G.remove_node(old)
-        self._retarget(old, new)
-
     def copy(self) -> "Graph":
         g = copy.copy(self)
         g.nx = self.nx.copy()
         g.inputs, g.params = list(self.inputs), list(self.params)
-        g.outputs, g.grads = dict(self.outputs), dict(self.grads)
-        g.wrt = list(self.wrt)
-        g.values, g.inits, g.docs = dict(self.values), dict(self.inits), dict(self.docs)
-        g.source_text = dict(self.source_text)
-        g.dims = dict(self.dims)
-        g.classes = dict(self.classes)
-        g._reserved = set(self._reserved)
-        g._counters = dict(self._counters)
+        g.results = dict(self.results)
+        g._at = {n: list(ls) for n, ls in self._at.items()}
         g._ctx = _Context()
         return g
 
@@ -394,10 +449,10 @@ class Graph:
                 dtypes = [self.dtype(a) for a in args]
                 if opdef.needs_cast(dtypes) is not None:
                     raise AssertionError(f"{n}: {d['op']} of {dtypes} needs a cast")
-                dtype = opdef.infer_dtype(dtypes, d["attrs"], self.meta.dtype)
+                dtype = opdef.infer_dtype(dtypes, d["attrs"], self.float_dtype)
                 if dtype != d["dtype"]:
                     raise AssertionError(f"{n}: dtype {d['dtype']} != rule {dtype}")
-        for r in self.roots():
+        for label, r in self.results.items():
             if r not in self.nx:
-                raise AssertionError(f"root {r} missing")
+                raise AssertionError(f"result {label}: node {r} missing")
         self.topo()

@@ -15,7 +15,8 @@ import networkx as nx
 
 from . import expr
 from .errors import GraphError, SpecError, path
-from .ir import MAX_ELEMENTS, Graph, Meta
+from .ir import MAX_ELEMENTS, Graph
+from .program import ModuleInfo, Program, forward_entry
 from .names import module_name_from_file
 from .ops.registry import INT, all_ops, get_op, is_float
 from .spec import (
@@ -128,17 +129,16 @@ def expand_mlp(m: MLP) -> tuple[list[TensorDecl], list[TensorDecl], list[tuple[s
     return inputs, params, nodes, "loss"
 
 
-def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None, dtype: str = "f64") -> Graph:
-    """Build the forward graph of a spec; values compute in ``dtype`` (``f64``/``f32``)."""
-    meta = Meta(
-        dtype=dtype,
+def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None, dtype: str = "f64") -> Program:
+    """The forward program of a spec; values compute in ``dtype`` (``f64``/``f32``)."""
+    info = ModuleInfo(
         name=module_name(spec, spec_path),
         spec_path=spec_path or "<memory>",
         spec_sha256=hashlib.sha256((spec_text or spec.model_dump_json()).encode()).hexdigest(),
         description=spec.description,
         seed=spec.seed,
     )
-    g = Graph(meta)
+    g = Graph(dtype)
 
     inputs = [(d, path("inputs", i)) for i, d in enumerate(spec.inputs)]
     params = [(d, path("params", i)) for i, d in enumerate(spec.params)]
@@ -191,7 +191,6 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
         for name, where in it.refs:
             if name not in declared:
                 raise SpecError(f"unknown name '{name}'", where)
-    g.reserve(set(declared))
 
     # ---- order the computation; report cycles
     dep = nx.DiGraph()
@@ -227,24 +226,24 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
             if symbolic and d.value is not None:
                 raise SpecError("an input with a symbolic dim cannot have a value", f"{where}.value")
             for x in symbolic:
-                g.dims.setdefault(x, spec.dims.get(x, 1))
+                info.dims.setdefault(x, spec.dims.get(x, 1))
             with g.context(source=where):
                 # Class labels are integers; everything else computes in floats.
                 dtype = INT if d.classes is not None and role == "input" else None
                 g.add(role, [], {"shape": shape}, name=d.name, named=True, dtype=dtype)
             (g.inputs if role == "input" else g.params).append(d.name)
             if d.doc:
-                g.docs[d.name] = d.doc
+                info.docs[d.name] = d.doc
             if d.classes is not None:
                 if role == "param":
                     raise SpecError("params cannot hold class labels", f"{where}.classes")
-                g.classes[d.name] = d.classes
+                info.classes[d.name] = d.classes
             if d.value is not None:
                 if d.init is not None:
                     raise SpecError("give either 'value' or 'init', not both", where)
-                g.values[d.name] = literal_array(d.value, shape, f"{where}.value")
+                info.values[d.name] = literal_array(d.value, shape, f"{where}.value")
             elif role == "param":
-                g.inits[d.name] = d.init or DEFAULT_INIT
+                info.inits[d.name] = d.init or DEFAULT_INIT
             elif d.init is not None:
                 raise SpecError("inputs take 'value', not 'init'", f"{where}.init")
 
@@ -252,13 +251,13 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
     for i in order:
         it = items[i]
         with g.context(source=it.where):
-            g.source_text[it.where] = op_node_text(it.op) if it.op else it.text
+            info.source_text[it.where] = op_node_text(it.op) if it.op else it.text
             if it.parsed is not None:
                 expr.lower(it.parsed, g, it.where)
             else:
                 g.add(it.op.op, it.op.inputs, it.op.attrs, name=it.name, named=True)
                 if it.op.doc:
-                    g.docs[it.name] = it.op.doc
+                    info.docs[it.name] = it.op.doc
 
     # ---- roles
     if loss is None:
@@ -274,7 +273,7 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
     if not is_float(g.dtype(loss)):
         raise GraphError(f"the loss must be a float value, '{loss}' is {_kind(g.dtype(loss))}", "loss")
     # Declared label inputs must match the classes of the one-hot they feed.
-    for name, classes in g.classes.items():
+    for name, classes in info.classes.items():
         for user, _ in g.users(name):
             if g.op(user) == "one_hot" and g.attrs(user)["num_classes"] != classes:
                 where = next((w for d, w in inputs if d.name == name), "inputs")
@@ -284,16 +283,16 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
                     f"{where}.classes" if where != "mlp" else where,
                 )
     for k in spec.dims:
-        if k not in g.dims:
+        if k not in info.dims:
             raise SpecError(f"no input has a dim named '{k}'", path("dims", k))
-    g.loss = loss
+    g.set_result("loss", loss)
     for i, o in enumerate(spec.outputs):
         check_name(o, path("outputs", i))
         if o not in g:
             raise SpecError(f"unknown name '{o}'", path("outputs", i))
         if o in g.outputs or o == loss:
             raise SpecError(f"'{o}' is already an output", path("outputs", i))
-        g.outputs[o] = o
+        g.set_result(f"outputs.{o}", o)
     depends = g.ancestors([loss])
     # Default: every param the loss depends on (an unused param has no gradient).
     wrt = spec.wrt if spec.wrt is not None else [p for p in g.params if p in depends]
@@ -312,8 +311,7 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
         if w not in depends:
             raise GraphError(f"the loss '{loss}' does not depend on '{w}'", where)
         seen.add(w)
-        g.wrt.append(w)
-    return g
+    return Program(g, info, tuple(wrt), (forward_entry(g),))
 
 
 def _kind(dtype: str) -> str:

@@ -8,6 +8,7 @@ from .errors import SpecError
 
 DTYPES = {"float64": "f64", "float32": "f32"}
 TARGETS = ("numpy",)
+FUNCTIONS = ("forward", "value_and_grad")  # entry points a module can have, in order
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,9 @@ class CompileOptions:
     to run (``None``: all; an empty set: none, as ``bpc compile -O0``).
     ``comments``: the chain-rule comments in the backward pass. ``name``: the
     module name (default: the spec's ``name``, else its file name).
-    ``target``: the array library of the generated module.
+    ``target``: the array library of the generated module. ``functions``: the
+    entry points to emit (default: all; the ``_self_check`` appendix comes
+    with ``forward`` and ``value_and_grad`` together).
     """
 
     dtype: str = "float64"
@@ -27,8 +30,16 @@ class CompileOptions:
     comments: bool = True
     name: str | None = None
     target: str = "numpy"
+    functions: tuple[str, ...] = FUNCTIONS
 
     def __post_init__(self):
+        functions = tuple(self.functions) if not isinstance(self.functions, str) else (self.functions,)
+        for f in functions:
+            if f not in FUNCTIONS:
+                raise SpecError(f"unknown function {f!r} (expected {', '.join(FUNCTIONS)})", "functions")
+        if not functions:
+            raise SpecError("no function to emit", "functions")
+        object.__setattr__(self, "functions", tuple(f for f in FUNCTIONS if f in functions))
         if self.dtype not in DTYPES:
             raise SpecError(f"unknown dtype {self.dtype!r} (expected {' or '.join(DTYPES)})", "dtype")
         if self.target not in TARGETS:

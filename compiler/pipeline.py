@@ -12,7 +12,7 @@ from .codegen import CodegenOptions, generate
 from .errors import SpecError
 from .options import CompileOptions
 from .targets import get_target
-from .ir import Graph
+from .program import Program
 from .lower import lower
 from .passes import PASS_NAMES, PassReport, optimize
 from .spec import Spec, parse_json, spec_from_data
@@ -47,18 +47,18 @@ def gc_paused(fn):
 @dataclass
 class Compiled:
     spec: Spec
-    forward: Graph
-    joint: Graph
-    optimized: Graph
+    forward: Program
+    joint: Program
+    optimized: Program
     source: str
     report: PassReport
     options: CompileOptions = CompileOptions()
 
     @property
     def name(self) -> str:
-        return self.forward.meta.name
+        return self.forward.info.name
 
-    def stage(self, name: str) -> Graph:
+    def stage(self, name: str) -> Program:
         return {"forward": self.forward, "joint": self.joint, "optimized": self.optimized}[name]
 
 
@@ -86,7 +86,7 @@ def compile_spec(
     if options.name is not None:
         spec = spec.model_copy(update={"name": options.name})
     fwd = lower(spec, spec_path, spec_text, dtype=options.ir_dtype)
-    fwd.verify()
+    fwd.graph.verify()
     return compile_graph(fwd, "forward", spec=spec, options=options)
 
 
@@ -115,10 +115,10 @@ def compile_file(
     data = parse_json(text, str(path))
     if printing.is_ir_dump(data):
         g, stage = printing.from_json(data, name=options.name)
-        if g.meta.dtype != options.ir_dtype:
+        if g.dtype != options.ir_dtype:
             raise SpecError(
-                f"the dump computes in {g.meta.dtype}; compile it with --dtype "
-                f"{'float32' if g.meta.dtype == 'f32' else 'float64'}",
+                f"the dump computes in {g.dtype}; compile it with --dtype "
+                f"{'float32' if g.dtype == 'f32' else 'float64'}",
                 "--dtype",
             )
         return compile_graph(g, stage, options=options)
@@ -128,19 +128,19 @@ def compile_file(
 
 @gc_paused
 def compile_graph(
-    g: Graph,
+    g: Program,
     stage: str,
     passes: set[str] | None = None,
     comments: bool | None = None,
     spec: Spec | None = None,
     options: CompileOptions | None = None,
 ) -> Compiled:
-    """Continue the pipeline from a graph at ``stage`` (lowered from a spec, or an IR dump)."""
+    """Continue the pipeline from a program at ``stage`` (lowered from a spec, or an IR dump)."""
     options = _options(options, passes, comments)
     passes = options.passes
     if stage == "forward":
         joint = differentiate(g, strict=True)
-        joint.verify()
+        joint.graph.verify()
     else:
         joint = g
     report = PassReport()
@@ -148,8 +148,10 @@ def compile_graph(
         opt = g
     else:
         # Verify after every pass; on large graphs once at the end (compile time).
-        verify = "each" if len(joint) <= VERIFY_EACH_PASS_MAX_NODES else "end"
-        opt = optimize(joint, set(PASS_NAMES) if passes is None else passes, verify=verify, report=report)
+        verify = "each" if len(joint.graph) <= VERIFY_EACH_PASS_MAX_NODES else "end"
+        enabled = set(PASS_NAMES) if passes is None else passes
+        opt = joint.but(graph=optimize(joint.graph, enabled, verify=verify, report=report))
+    opt = opt.but(entries=tuple(e for e in opt.entries if e.name in options.functions))
     source = generate(opt, CodegenOptions(comments=options.comments, target=get_target(options.target)))
     return Compiled(spec, g if stage == "forward" else joint, joint, opt, source, report, options)
 

@@ -8,6 +8,7 @@ from typing import Any
 import networkx as nx
 
 from .ir import BACKWARD, Graph
+from .program import Program
 
 
 def _type(g: Graph, n: str) -> str:
@@ -29,15 +30,17 @@ def _val(v: Any) -> str:
     return repr(v)
 
 
-def _operand(g: Graph, n: str) -> str:
+def _operand(g: Graph, n: str, names: dict[str, str]) -> str:
     d = g.data(n)
     if d["op"] == "const" and d["shape"] == ():
         return repr(d["attrs"]["value"])
-    return n
+    return names[n]
 
 
-def text(g: Graph) -> str:
+def text(p: Program) -> str:
     """One equation per line; forward and backward parts separated."""
+    g = p.graph
+    names = g.names()
     params = " ".join(f"{p}:{_type(g, p)}" for p in g.params)
     inputs = " ".join(f"{i}:{_type(g, i)}" for i in g.inputs)
     lines = [f"{{ lambda {params} ; {inputs} . let"]
@@ -52,23 +55,23 @@ def text(g: Graph) -> str:
         if d["phase"] == BACKWARD and phase != BACKWARD:
             rows.append(("  -- backward --", ""))
             phase = BACKWARD
-        args = " ".join(_operand(g, a) for a in g.args(n))
+        args = " ".join(_operand(g, a, names) for a in g.args(n))
         if d["op"] == "const":
             args = ""
-        eq = f"    {n}:{_type(g, n)} = {d['op']}{_attr_text(d['attrs'])}"
+        eq = f"    {names[n]}:{_type(g, n)} = {d['op']}{_attr_text(d['attrs'])}"
         eq = f"{eq} {args}" if args else eq
         note = d["source"] or ""
         if d["phase"] == BACKWARD and d["origin"]:
-            note = f"{note} (d {d['origin']})".strip()
+            note = f"{note} (d {names.get(d['origin'], d['origin'])})".strip()
         rows.append((eq, note))
     width = max((len(r[0]) for r in rows if r[1]), default=0)
     for eq, note in rows:
         lines.append(f"{eq.ljust(width)}  # {note}" if note else eq)
-    outs = [f"loss={g.loss}"] + [f"{k}={v}" for k, v in g.outputs.items()]
+    outs = [f"loss={names[g.loss]}"] + [f"{k}={names[v]}" for k, v in g.outputs.items()]
     if g.grads:
-        outs.append("grads={" + ", ".join(f"{w}: {n}" for w, n in g.grads.items()) + "}")
-    elif g.wrt:
-        outs.append("wrt=(" + ", ".join(g.wrt) + ")")
+        outs.append("grads={" + ", ".join(f"{w}: {names[n]}" for w, n in g.grads.items()) + "}")
+    elif p.wrt:
+        outs.append("wrt=(" + ", ".join(p.wrt) + ")")
     lines.append(f"  in ({', '.join(outs)}) }}")
     return "\n".join(lines) + "\n"
 
@@ -79,33 +82,41 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def to_json(g: Graph, stage: str = "forward") -> dict:
-    """networkx node-link data plus everything needed to compile the graph again.
+def to_json(p: Program, stage: str = "forward") -> dict:
+    """networkx node-link data plus everything needed to compile the program again.
 
-    ``from_json(to_json(g))`` rebuilds an equal graph; ``bpc compile`` accepts
-    the file in place of a spec (the round trip gives byte-identical code).
+    Node ids are the printed names (each node's hint is kept where it differs),
+    so ``from_json(to_json(p))`` prints, and compiles, the same; ``bpc
+    compile`` accepts the file in place of a spec (the round trip gives
+    byte-identical code).
     """
+    g, m = p.graph, p.info
+    names = g.names()
     h = nx.MultiDiGraph()
     for n in g.topo():
         d = g.data(n)
+        hint = d["hint"]
+        if not isinstance(hint, str):
+            prefix, of, suffix, fallback = hint
+            hint = [prefix, names.get(of, fallback), suffix, fallback] if of in names else fallback
         h.add_node(
-            n,
+            names[n],
             op=d["op"],
             shape=_jsonable(d["shape"]),
             dtype=d["dtype"],
             attrs={k: _jsonable(v) for k, v in d["attrs"].items()},
             phase=d["phase"],
             source=d["source"],
-            origin=d["origin"],
+            origin=names.get(d["origin"], d["origin"]),
             named=d["named"],
             seq=d["seq"],
+            **({"hint": hint} if hint != names[n] else {}),
             **({"accum": True} if d.get("accum") else {}),
         )
     for n in g.topo():
         for i, a in enumerate(g.args(n)):
-            h.add_edge(a, n, key=i, pos=i)
+            h.add_edge(names[a], names[n], key=i, pos=i)
     data = nx.node_link_data(h, edges="edges")
-    m = g.meta
     data["graph"] = {
         "bpc_ir": 1,
         "stage": stage,
@@ -115,23 +126,21 @@ def to_json(g: Graph, stage: str = "forward") -> dict:
             "spec_sha256": m.spec_sha256,
             "description": m.description,
             "seed": m.seed,
-            "dtype": m.dtype,
+            "dtype": g.float_dtype,
         },
         "params": g.params,
         "inputs": g.inputs,
-        "loss": g.loss,
+        "loss": names[g.loss],
         # ordered maps as pairs: dumps sort object keys, and order is meaningful
-        "outputs": [[k, v] for k, v in g.outputs.items()],
-        "wrt": g.wrt,
-        "grads": [[k, v] for k, v in g.grads.items()],
-        "values": {k: v.tolist() for k, v in g.values.items()},
-        "inits": {k: v.model_dump() for k, v in g.inits.items()},
-        "docs": g.docs,
-        "source_text": g.source_text,
-        "dims": [[k, v] for k, v in g.dims.items()],
-        "classes": g.classes,
-        "reserved": sorted(g._reserved),
-        "counters": g._counters,
+        "outputs": [[k, names[v]] for k, v in g.outputs.items()],
+        "wrt": list(p.wrt),
+        "grads": [[k, names[v]] for k, v in g.grads.items()],
+        "values": {k: v.tolist() for k, v in m.values.items()},
+        "inits": {k: v.model_dump() for k, v in m.inits.items()},
+        "docs": m.docs,
+        "source_text": m.source_text,
+        "dims": [[k, v] for k, v in m.dims.items()],
+        "classes": m.classes,
         "next_seq": g._seq,
     }
     return data
@@ -141,8 +150,8 @@ def is_ir_dump(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("graph"), dict) and "bpc_ir" in data["graph"]
 
 
-def from_json(data: Any, name: str | None = None) -> tuple[Graph, str]:
-    """Rebuild a graph from ``to_json`` output. Returns (graph, stage).
+def from_json(data: Any, name: str | None = None) -> tuple[Program, str]:
+    """Rebuild a program from ``to_json`` output. Returns (program, stage).
 
     A dump is untrusted input, like a spec: it is validated field by field
     (:mod:`compiler.dumps`) and verified; every problem is a SpecError with
@@ -152,24 +161,27 @@ def from_json(data: Any, name: str | None = None) -> tuple[Graph, str]:
     from .dumps import load
     from .names import check_name
 
-    g, stage = load(data)
+    p, stage = load(data)
     if name is not None:
-        g.meta.name = check_name(name, "--name")
-    return g, stage
+        p.info.name = check_name(name, "--name")
+    return p, stage
 
 
-def dot(g: Graph) -> str:
+def dot(p: Program) -> str:
     """Graphviz DOT: forward nodes boxes, adjoint nodes dashed, edges by position."""
-    lines = [f'digraph "{g.meta.name}" {{', "  rankdir=TB;", '  node [fontname="monospace"];']
+    g = p.graph
+    names = g.names()
+    lines = [f'digraph "{p.info.name}" {{', "  rankdir=TB;", '  node [fontname="monospace"];']
     roots = set(g.roots())
     for n in g.topo():
         d = g.data(n)
+        name = names[n]
         if d["op"] in ("input", "param"):
-            label = f"{n}\\n{d['op']} {_type(g, n)}"
+            label = f"{name}\\n{d['op']} {_type(g, n)}"
         elif d["op"] == "const":
             label = f"const {d['attrs']['value']!r}\\n{_type(g, n)}"
         else:
-            label = f"{n}\\n{d['op']}{_attr_text(d['attrs'])}\\n{_type(g, n)}"
+            label = f"{name}\\n{d['op']}{_attr_text(d['attrs'])}\\n{_type(g, n)}"
         style = []
         if d["op"] == "input":
             style.append('shape=invhouse, style=filled, fillcolor="#dbeafe"')
@@ -183,23 +195,23 @@ def dot(g: Graph) -> str:
             style.append("peripheries=2")
         elif n in roots:
             style.append("penwidth=2")
-        lines.append(f'  "{n}" [label="{label}", {", ".join(style)}];')
+        lines.append(f'  "{name}" [label="{label}", {", ".join(style)}];')
     for n in g.topo():
         args = g.args(n)
         for i, a in enumerate(args):
             lab = f' [label="{i}"]' if len(args) > 1 else ""
-            lines.append(f'  "{a}" -> "{n}"{lab};')
+            lines.append(f'  "{names[a]}" -> "{names[n]}"{lab};')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def dump(g: Graph, fmt: str, stage: str = "forward") -> str:
+def dump(p: Program, fmt: str, stage: str = "forward") -> str:
     if fmt == "text":
-        return text(g)
+        return text(p)
     if fmt == "json":
-        return json.dumps(to_json(g, stage), indent=1, sort_keys=True) + "\n"
+        return json.dumps(to_json(p, stage), indent=1, sort_keys=True) + "\n"
     if fmt == "dot":
-        return dot(g)
+        return dot(p)
     raise ValueError(fmt)
 
 
@@ -212,6 +224,10 @@ def stats(report) -> str:
     tb, ta = sum(report.before.values()), sum(report.after.values())
     lines.append(f"{'total'.ljust(w)}  {tb:6d}  {ta:5d}")
     lines.append(f"(passes ran {report.rounds} round(s) to a fixpoint)")
+    done = sorted((k, v) for k, v in report.rewrites.items() if v)
+    if done:
+        lines.append("rewrites:")
+        lines += [f"  {k}: {v}" for k, v in done]
     return "\n".join(lines) + "\n"
 
 

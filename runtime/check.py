@@ -55,23 +55,24 @@ def check_compiled(
     progress: Callable[[str], None] | None = None,
     max_elements: int | None = 256,
 ) -> CheckResult:
-    if c.forward.meta.dtype == "f32":
+    if c.forward.dtype == "f32":
         return _check_f32(c, seed, dims, progress, max_elements)
     module = load_source(c.source, c.name)
     arrays = example_arrays(module, seed, dims)
 
     def intermediate(name: str):
-        x0 = interpreter.evaluate(c.forward, arrays, [name])[name]
-        return interpreter.loss_fn(c.forward, arrays, at=name), x0
+        x0 = interpreter.evaluate(fwd, arrays, [name])[name]
+        return interpreter.loss_fn(fwd, arrays, at=name), x0
 
     # stop_gradient: finite differences hold its value fixed, which only the
     # interpreter can do (the module's forward recomputes it).
-    module_fd = not any(c.forward.op(n) == "stop_gradient" for n in c.forward.nx.nodes)
+    fwd = c.forward.graph
+    module_fd = not any(fwd.op(n) == "stop_gradient" for n in fwd.nx.nodes)
     loss, tensors = check_module(module, arrays, intermediate, rtol, atol, progress, max_elements, module_fd)
 
     # The oracle: the reference interpreter on the unoptimized joint graph.
     gl, gg = module.value_and_grad(**arrays)
-    il, ig = interpreter.value_and_grad(c.joint, arrays)
+    il, ig = interpreter.value_and_grad(c.joint.graph, arrays)
     diffs = [float(np.max(np.abs(np.asarray(gl) - il)))]
     for w in ig:
         scale = max(1.0, float(np.max(np.abs(ig[w]))))

@@ -15,6 +15,11 @@ from ..compiler.ir import Graph
 from ..compiler.ops import get_op
 
 
+def _graph(g) -> Graph:
+    """A graph, or a program's graph (the interpreter runs either)."""
+    return getattr(g, "graph", g)
+
+
 def evaluate(
     g: Graph,
     arrays: Mapping[str, np.ndarray],
@@ -22,6 +27,7 @@ def evaluate(
     overrides: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Values of ``roots`` (default: all roots of ``g``) given inputs/params."""
+    g = _graph(g)
     roots = roots if roots is not None else g.roots()
     overrides = overrides or {}
     needed = g.ancestors(roots)
@@ -48,6 +54,7 @@ def evaluate(
 
 def value_and_grad(g: Graph, arrays: Mapping[str, np.ndarray]):
     """(loss, grads) of a joint graph, like the generated function."""
+    g = _graph(g)
     vals = evaluate(g, arrays, [g.loss] + list(g.grads.values()))
     return vals[g.loss], {w: vals[n] for w, n in g.grads.items()}
 
@@ -59,6 +66,7 @@ def loss_fn(g: Graph, arrays: Mapping[str, np.ndarray], at: str | None = None, h
     for ``arrays``: the derivative it defines treats it as a constant, so
     finite differences must too.
     """
+    g = _graph(g)
     stopped = [n for n in g.nx.nodes if g.op(n) == "stop_gradient"] if hold_stopped else []
     held = evaluate(g, arrays, stopped) if stopped else {}
     held.pop(at, None)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from bpc.compiler.autodiff import differentiate
-from bpc.compiler.ir import Graph, Meta
+from bpc.compiler.ir import Graph
 from bpc.compiler.ops.registry import OpDef, Sample
+from bpc.compiler.program import ModuleInfo, Program, forward_entry
 
 
 def sample_arrays(op: OpDef, sample: Sample, rng: np.random.Generator) -> list[np.ndarray]:
@@ -24,9 +25,9 @@ def sample_arrays(op: OpDef, sample: Sample, rng: np.random.Generator) -> list[n
     return arrays
 
 
-def one_op_graph(op: OpDef, sample: Sample) -> Graph:
+def one_op_graph(op: OpDef, sample: Sample) -> Program:
     """inputs a0..ak -> op -> loss = sum(op * r), wrt every operand."""
-    g = Graph(Meta(name=f"op_{op.name}"))
+    g = Graph()
     names = []
     for i, shape in enumerate(sample.shapes):
         names.append(g.add("input", [], {"shape": shape}, name=f"a{i}", named=True))
@@ -36,12 +37,12 @@ def one_op_graph(op: OpDef, sample: Sample) -> Graph:
     g.inputs.append("r")
     prod = g.add("mul", [out, "r"], name="weighted", named=True)
     g.add("sum", [prod], {"axis": None, "keepdims": False}, name="loss", named=True)
-    g.loss = "loss"
-    g.wrt = [n for i, n in enumerate(names) if i not in sample.integer]
-    return g
+    g.set_result("loss", "loss")
+    wrt = tuple(n for i, n in enumerate(names) if i not in sample.integer)
+    return Program(g, ModuleInfo(name=f"op_{op.name}"), wrt, (forward_entry(g),))
 
 
-def joint(g: Graph) -> Graph:
-    j = differentiate(g)
-    j.verify()
+def joint(p: Program) -> Program:
+    j = differentiate(p)
+    j.graph.verify()
     return j

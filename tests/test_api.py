@@ -28,7 +28,7 @@ def test_compile_takes_dicts_text_and_paths(given):
     loss, grads = m.value_and_grad(**m.init_params(), **m.example_inputs())
     assert set(grads) == set(m.WRT)
     assert "def value_and_grad" in m.source
-    assert m.ir("forward").loss == m.LOSS
+    assert m.ir("forward").graph.loss == m.LOSS
 
 
 def test_compile_takes_ir_dumps(tmp_path):
@@ -81,3 +81,14 @@ def test_the_wheel_installs_one_top_level_name(tmp_path):
     assert {t for t in tops if not t.endswith(".dist-info")} == {"bpc"}
     names = zipfile.ZipFile(wheel).namelist()
     assert "bpc/compiler/schema/spec.schema.json" in names and "bpc/api.py" in names
+
+
+def test_functions_option_chooses_the_entry_points():
+    m = bpc.compile("examples/neuron.json", functions=("forward",))
+    assert hasattr(m.module, "forward") and not hasattr(m.module, "value_and_grad")
+    assert "_self_check" not in m.source  # it needs both functions
+    full = bpc.compile("examples/neuron.json")
+    args = {**m.init_params(), **m.example_inputs()}
+    assert np.array_equal(m.forward(**args), full.forward(**args))
+    with pytest.raises(bpc.BpcError, match="unknown function 'hvp'"):
+        bpc.compile("examples/neuron.json", functions=("hvp",))

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from bpc.compiler.autodiff import differentiate
+from bpc.compiler.autodiff import vjp
 from bpc.compiler.pipeline import compile_text
 from bpc.runtime import interpreter
 from bpc.runtime.check import check_compiled
@@ -58,7 +58,7 @@ def test_only_what_the_loss_needs_is_differentiated():
             wrt=["a"],
         )
     )
-    assert not any(c.joint.data(n)["origin"] == "u" for n in c.joint.nx.nodes)
+    assert not any(c.joint.graph.data(n)["origin"] == "u" for n in c.joint.graph.nx.nodes)
     src = c.source.split("def value_and_grad")[1]
     assert "np.exp" not in src  # u is not needed for the gradient
 
@@ -77,23 +77,38 @@ def test_intermediate_wrt_matches_finite_differences():
 
 
 def test_second_order_by_differentiating_the_adjoint():
-    """The adjoint is ordinary IR: differentiate d loss/dx again (Hessian-vector)."""
+    """The adjoint is ordinary IR: vjp of g_x with cotangent v is H v."""
     c = compile_text(spec(params=[{"name": "x", "shape": [3]}], nodes=["loss = sum(sigmoid(x) * x)"], loss="loss"))
-    j = c.joint.copy()
+    j = c.joint.graph.copy()
     gx = j.grads["x"]
     v = np.array([0.3, -1.0, 2.0])
-    # second loss: sum(g_x * v) -> its gradient wrt x is H v
     vname = j.add("input", [], {"shape": (3,)}, name="v", named=True)
     j.inputs.append(vname)
-    prod = j.add("mul", [gx, vname])
-    j.loss = j.add("sum", [prod], {"axis": None, "keepdims": False}, name="gv", named=True)
-    j.wrt, j.grads, j.outputs = ["x"], {}, {}
-    jj = differentiate(j)
+    before = (len(j), j.nx.number_of_edges())
+    jj, (hv_node,) = vjp(j, [gx], [vname], ["x"])
+    assert (len(j), j.nx.number_of_edges()) == before  # a pure transform
     x = np.array([0.5, -0.2, 1.5])
-    _, hv = interpreter.value_and_grad(jj, {"x": x, "v": v})
+    hv = interpreter.evaluate(jj, {"x": x, "v": v}, [hv_node])[hv_node]
 
     def grad_dot_v(xx):
-        return float(np.sum(interpreter.evaluate(c.joint, {"x": xx}, [gx])[gx] * v))
+        return float(np.sum(interpreter.evaluate(c.joint.graph, {"x": xx}, [gx])[gx] * v))
 
     num = numerical_gradient(grad_dot_v, x)
-    assert compare("Hv", hv["x"], num).passed
+    assert compare("Hv", hv, num).passed
+
+
+def test_vjp_takes_the_seed_as_an_argument():
+    """vjp(g, [loss], [s], wrt) is s times the gradient: the seed is an input, not a constant."""
+    c = compile_text(spec(params=[{"name": "x", "shape": [3]}], nodes=["loss = sum(exp(x) * x)"], loss="loss"))
+    g = c.forward.graph.copy()
+    s = g.add("input", [], {"shape": ()}, name="s", named=True)
+    g.inputs.append(s)
+    gg, (gx,) = vjp(g, [g.loss], [s], ["x"])
+    x = np.array([0.5, -0.2, 1.5])
+    got = interpreter.evaluate(gg, {"x": x, "s": np.float64(-2.5)}, [gx])[gx]
+    np.testing.assert_allclose(got, -2.5 * (np.exp(x) * x + np.exp(x)), rtol=1e-13)
+    # and nothing reaches a value the output does not depend on
+    u = g.add("param", [], {"shape": (3,)}, name="u", named=True)
+    g.params.append(u)
+    _, grads = vjp(g, [g.loss], [s], ["x", "u"])
+    assert grads[1] is None

@@ -77,6 +77,7 @@ def test_ir_dumps(stage, fmt):
 def test_ir_stats():
     r = run("ir", "examples/relu_deep.json", "--stats")
     assert r.exit_code == 0 and "before" in r.output and "total" in r.output
+    assert "simplify: identity: " in r.output and "dce: removed nodes: " in r.output
 
 
 def test_ops_lists_every_public_op():

@@ -46,7 +46,9 @@ def test_explain_steps_agree_with_generated_gradient(spec, wrt, npaths):
     c = compile_file(f"examples/{spec}.json")
     m = load_source(c.source, spec)
     arrays = example_arrays(m, seed=1)
-    env = interpreter.evaluate(c.forward, arrays, list(c.forward.nx.nodes))
+    fwd = c.forward.graph
+    names = fwd.names()
+    env = {names[n]: v for n, v in interpreter.evaluate(fwd, arrays, list(fwd.nx.nodes)).items()}
     printed = _evaluate_printed_steps(r.output, env)
     # the generated gradient (compiled with wrt=[NAME] so intermediates work too)
     from bpc.compiler.pipeline import compile_spec

@@ -51,9 +51,11 @@ def test_shown_steps_of_cut_paths_still_run():
     c = compile_text(json.dumps(residual(6)))
     e = explain(c.forward, "w1", max_paths=4, max_steps=7)
     rng = np.random.default_rng(0)
-    arrays = {p: rng.standard_normal(c.forward.shape(p)) for p in c.forward.params}
+    fwd = c.forward.graph
+    names = fwd.names()
+    arrays = {p: rng.standard_normal(fwd.shape(p)) for p in fwd.params}
     arrays["h0"] = np.full((2, 1), 0.5)
-    env = dict(interpreter.evaluate(c.forward, arrays, list(c.forward.nx.nodes)), np=np)
+    env = dict({names[n]: v for n, v in interpreter.evaluate(fwd, arrays, list(fwd.nx.nodes)).items()}, np=np)
     ran = 0
     for line in e.text().splitlines():
         m = re.match(r"^  (d\d*_\w+) = (.+?)\s+# ", line)

@@ -25,7 +25,7 @@ F32 = CompileOptions(dtype="float32")
 @pytest.mark.parametrize("spec", EXAMPLES, ids=lambda p: p.stem)
 def test_float32_module_computes_in_float32_and_checks_itself(spec):
     c = compile_file(spec, options=F32)
-    assert c.optimized.meta.dtype == "f32"
+    assert c.optimized.dtype == "f32"
     m = load_source(c.source, c.name)
     arrays = {**m.init_params(), **m.example_inputs()}
     for k, v in arrays.items():

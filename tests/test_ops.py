@@ -18,6 +18,8 @@ from bpc.runtime import interpreter
 from bpc.runtime.gradcheck import compare, numerical_gradient
 from bpc.runtime.loader import load_source
 
+from bpc.compiler.program import forward_entry
+
 from .helpers import joint, one_op_graph, sample_arrays
 
 OPS = all_ops()
@@ -44,7 +46,8 @@ def test_op(op, i):
     sample = op.samples[i]
     rng = np.random.default_rng(1000 + i)
     arrays = sample_arrays(op, sample, rng)
-    g = one_op_graph(op, sample)
+    p = one_op_graph(op, sample)
+    g = p.graph
     expected = np.asarray(op.impl(*arrays, **op.normalize_attrs(dict(sample.attrs), None)))
 
     # 1. shape rule vs implementation
@@ -52,9 +55,9 @@ def test_op(op, i):
 
     feeds = {f"a{k}": a for k, a in enumerate(arrays)}
     feeds["r"] = rng.standard_normal(g.shape("out"))
-    g.outputs = {"out": "out"}
-    j = joint(g)
-    module = load_source(generate(optimize(j)), f"op_{op.name}")
+    g.set_result("outputs.out", "out")
+    j = joint(p.but(entries=(forward_entry(g),)))
+    module = load_source(generate(j.but(graph=optimize(j.graph))), f"op_{op.name}")
 
     # 2. emitted forward code vs implementation
     _, outs = module.forward(**feeds)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from bpc.compiler.codegen import SELF_CHECK, TEMPLATES
 from bpc.compiler.errors import OutputError
-from bpc.compiler.ir import Graph, Meta
+from bpc.compiler.ir import Graph
 from bpc.compiler.ops import all_ops
 from bpc.compiler.pipeline import compile_text
 from bpc.compiler.targets import NUMPY
@@ -156,7 +156,7 @@ def test_results_are_writable_and_share_no_memory(passes):
 
 
 def test_comparisons_are_bool_and_masks_are_cast_where_no_float_meets_them():
-    g = Graph(Meta())
+    g = Graph()
     x = g.add("param", [], {"shape": (3,)}, name="x")
     m = g.add("gt", [x, x])
     assert g.dtype(m) == "bool"
@@ -185,7 +185,7 @@ def test_every_op_has_a_numpy_spelling_and_a_dtype_rule():
 
 def test_label_inputs_are_integers():
     c = compile_text((ROOT / "examples" / "mnist_mlp.json").read_text())
-    assert c.forward.dtype("y") == "i64"
+    assert c.forward.graph.dtype("y") == "i64"
     m = load_source(c.source, "m")
     assert m.example_inputs()["y"].dtype.kind == "i"
 

@@ -102,6 +102,7 @@ _unary = _elementwise(1)
 
 _unary(
     "neg",
+    traits={"linear"},
     impl=np.negative,
     vjp=lambda g, out, x: [-g],
     derivative="dx = -g",
@@ -185,6 +186,7 @@ _unary(
 )
 _unary(
     "step",
+    traits={"constant"},
     dtype="bool",
     impl=lambda x: (np.asarray(x) > 0).astype(np.float64),
     vjp=lambda g, out, x: [None],
@@ -202,6 +204,7 @@ _binary = _elementwise(2)
 
 _binary(
     "add",
+    traits={"linear"},
     impl=np.add,
     vjp=lambda g, out, a, b: [g, g],
     derivative="da = g, db = g  (summed over broadcast axes)",
@@ -209,6 +212,7 @@ _binary(
 )
 _binary(
     "sub",
+    traits={"linear"},
     impl=np.subtract,
     vjp=lambda g, out, a, b: [g, -g],
     derivative="da = g, db = -g",
@@ -311,6 +315,7 @@ def _transpose_vjp(g, out, x, axes):
 
 defop(
     "transpose",
+    traits={"linear"},
     dtype="same",
     arity=1,
     shape=_transpose_shape,
@@ -341,6 +346,7 @@ def _reshape_shape(x, shape):
 
 defop(
     "reshape",
+    traits={"linear"},
     dtype="same",
     arity=1,
     shape=_reshape_shape,
@@ -362,6 +368,7 @@ def _broadcast_to_shape(x, shape):
 
 defop(
     "broadcast_to",
+    traits={"linear"},
     dtype="same",
     arity=1,
     shape=_broadcast_to_shape,
@@ -389,6 +396,7 @@ def _sum_to_impl(x, shape):
 
 defop(
     "sum_to",
+    traits={"linear"},
     arity=1,
     shape=_sum_to_shape,
     impl=_sum_to_impl,
@@ -454,6 +462,7 @@ REDUCE_SAMPLES = [
 
 defop(
     "sum",
+    traits={"linear"},
     arity=1,
     shape=_reduce_shape,
     impl=lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
@@ -466,6 +475,7 @@ defop(
 )
 defop(
     "mean",
+    traits={"linear"},
     arity=1,
     shape=_reduce_shape,
     impl=lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims),
@@ -479,6 +489,7 @@ defop(
 
 defop(
     "identity",
+    traits={"linear"},
     dtype="same",
     arity=1,
     shape=same,
@@ -518,6 +529,7 @@ _unary(
 )
 _unary(
     "sign",
+    traits={"constant"},
     impl=np.sign,
     vjp=lambda g, out, x: [None],
     derivative="no gradient (piecewise constant)",
@@ -541,6 +553,7 @@ _unary(
 )
 _unary(
     "stop_gradient",
+    traits={"constant"},
     dtype="same",
     impl=lambda x: np.array(x, copy=True),
     vjp=lambda g, out, x: [None],
@@ -564,6 +577,7 @@ for _name, _sym, _fn in (
         derivative="no gradient (a condition)",
         doc=f"a {_sym} b elementwise: 1 where true, 0 where false (in expressions: a {_sym} b).",
         category="comparison",
+        traits={"constant"},
         dtype="bool",
         samples=[Sample(s) for s in BINARY_SHAPES[:3]],
         kinks=(),
@@ -674,6 +688,7 @@ def _slice_vjp(g, out, x, index):
 
 defop(
     "slice",
+    traits={"linear"},
     dtype="same",
     arity=1,
     shape=_slice_shape,
@@ -704,6 +719,7 @@ def _pad_shape(x, widths):
 
 defop(
     "pad",
+    traits={"linear"},
     dtype="same",
     arity=1,
     shape=_pad_shape,
@@ -752,6 +768,7 @@ def _concat_vjp(g, out, *xs, axis):
 
 defop(
     "concat",
+    traits={"linear"},
     dtype="same",
     arity=None,
     shape=_concat_shape,
@@ -779,6 +796,7 @@ def _stack_vjp(g, out, *xs, axis):
 
 defop(
     "stack",
+    traits={"linear"},
     dtype="same",
     arity=None,
     shape=_stack_shape,
@@ -823,6 +841,7 @@ for _name, _fn in (("max", np.max), ("min", np.min)):
 
 defop(
     "broadcast_like",
+    traits={"linear"},
     dtype="same",
     value_operands=(0,),
     arity=2,
@@ -839,6 +858,7 @@ defop(
 
 defop(
     "count",
+    traits={"constant"},
     dtype="i64",
     value_operands=(),
     arity=1,
@@ -854,6 +874,7 @@ defop(
 )
 defop(
     "zeros_like",
+    traits={"constant"},
     dtype="same",
     arity=1,
     shape=same,
@@ -873,6 +894,7 @@ def _cast_dtype(dtypes, attrs):
 
 defop(
     "cast",
+    traits={"constant"},
     arity=1,
     shape=same,
     impl=lambda x, dtype: np.asarray(x, dtype=np.float64),

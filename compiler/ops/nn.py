@@ -159,6 +159,7 @@ def _one_hot_shape(labels, num_classes):
 
 defop(
     "one_hot",
+    traits={"constant"},
     value_operands=(),
     arity=1,
     shape=_one_hot_shape,

@@ -111,7 +111,10 @@ class OpDef:
     derivative: str = ""
     doc: str = ""
     public: bool = True  # usable from specs (internal ops serve rules only)
-    category: str = "elementwise"
+    category: str = "elementwise"  # the group it is listed under in the docs
+    # What passes and transforms ask of an op (see TRAITS); declared traits
+    # plus those that follow from the category and the rules (defop).
+    traits: frozenset[str] = frozenset()
     # "float", "bool", "i64", "same" (see the module docstring), or a function
     # (operand dtypes, attrs) -> dtype.
     dtype: str | Callable[..., str] = FLOAT
@@ -122,6 +125,9 @@ class OpDef:
     # independent reference for the tests.
     decompose: Callable[..., "V"] | None = None
     min_arity: int = 1  # for variadic ops (arity None)
+
+    def has(self, trait: str) -> bool:
+        return trait in self.traits
 
     def normalize_attrs(self, attrs: dict, where: str | None) -> dict:
         out = {}
@@ -387,10 +393,32 @@ def lift(graph: Any, x: Any) -> V:
 _OPS: dict[str, OpDef] = {}
 
 
+# Traits: what passes and transforms may assume about an op.
+ELEMENTWISE = "elementwise"  # result[i] depends on operand[i] only (broadcasting)
+SOURCE = "source"  # no operands: a function argument or a constant
+LINEAR = "linear"  # linear in its float operands jointly (no products of them)
+CONSTANT = "constant"  # piecewise constant: derivative zero almost everywhere
+DIFFERENTIABLE = "differentiable"  # has a derivative rule that can be nonzero
+REDUCTION = "reduction"  # combines elements along axes
+TRAITS = frozenset({ELEMENTWISE, SOURCE, LINEAR, CONSTANT, DIFFERENTIABLE, REDUCTION})
+_CATEGORY_TRAITS = {
+    "elementwise": {ELEMENTWISE},
+    "comparison": {ELEMENTWISE},
+    "source": {SOURCE},
+    "reduction": {REDUCTION},
+}
+
+
 def defop(name: str, **kw: Any) -> OpDef:
     """Declare an op (once). Returns its definition."""
     if name in _OPS:
         raise AssertionError(f"op {name} declared twice")
+    traits = set(kw.get("traits", ())) | _CATEGORY_TRAITS.get(kw.get("category", "elementwise"), set())
+    if (kw.get("vjp") is not None or kw.get("decompose") is not None) and CONSTANT not in traits:
+        traits.add(DIFFERENTIABLE)
+    if not traits <= TRAITS:
+        raise AssertionError(f"op {name}: unknown traits {sorted(traits - TRAITS)}")
+    kw["traits"] = frozenset(traits)
     kw.setdefault("attrs", ())
     kw["attrs"] = tuple(kw["attrs"])
     kw["samples"] = tuple(kw.get("samples", ()))

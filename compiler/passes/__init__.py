@@ -1,8 +1,10 @@
 """Graph-to-graph optimization passes, run as a listed pipeline.
 
-Each pass is a pure function ``Graph -> Graph`` (it copies its input). The
-pipeline verifies the IR after every pass (tinygrad/MLIR style) and can record
-per-op node counts for ``bpc ir --stats``.
+A pass rewrites a graph in place and returns whether it changed anything;
+it counts what it did (``Counter`` keys such as ``"cse: merged"`` or a
+simplify rewrite's name) for ``bpc ir --stats``. :func:`optimize` copies its
+input once, runs the enabled passes in order until a round changes nothing,
+and verifies the IR after every pass (tinygrad/MLIR style) or once at the end.
 """
 
 from __future__ import annotations
@@ -14,14 +16,44 @@ from typing import Callable
 from ..ir import Graph
 from .basic import cse, dce, fold_constants, simplify
 
-Pass = Callable[..., Graph]  # (graph, inplace=False) -> graph
+Pass = Callable[[Graph, Counter], bool]  # rewrites in place; True when it changed the graph
+
+
+def _dce(g: Graph, counts: Counter) -> bool:
+    before = len(g)
+    changed = dce(g)
+    counts["dce: removed nodes"] += before - len(g)
+    return changed
+
+
+def _cse(g: Graph, counts: Counter) -> bool:
+    before = len(g)
+    changed = cse(g)
+    counts["cse: merged nodes"] += before - len(g)
+    return changed
+
+
+def _fold(g: Graph, counts: Counter) -> bool:
+    before = sum(1 for n in g.nx.nodes if g.op(n) == "const")
+    changed = fold_constants(g)
+    counts["fold: folded nodes"] += sum(1 for n in g.nx.nodes if g.op(n) == "const") - before
+    return changed
+
+
+def _simplify(g: Graph, counts: Counter) -> bool:
+    done: Counter = Counter()
+    changed = simplify(g, done)
+    for k, v in done.items():
+        counts[f"simplify: {k}"] += v
+    return changed
+
 
 # Order matters: simplify exposes dead code and duplicates; run to a fixpoint.
 PIPELINE: list[tuple[str, Pass]] = [
-    ("simplify", simplify),
-    ("fold", fold_constants),
-    ("cse", cse),
-    ("dce", dce),
+    ("simplify", _simplify),
+    ("fold", _fold),
+    ("cse", _cse),
+    ("dce", _dce),
 ]
 PASS_NAMES = [n for n, _ in PIPELINE]
 
@@ -31,6 +63,7 @@ class PassReport:
     before: Counter = field(default_factory=Counter)
     after: Counter = field(default_factory=Counter)
     rounds: int = 0
+    rewrites: Counter = field(default_factory=Counter)  # what the passes did, by name
 
 
 def op_counts(g: Graph) -> Counter:
@@ -44,7 +77,8 @@ def optimize(
     report: PassReport | None = None,
     max_rounds: int = 10,
 ) -> Graph:
-    """Run the enabled passes (default: all) until nothing changes.
+    """A copy of ``g`` with the enabled passes (default: all) run until none
+    changes it.
 
     ``verify``: True/"each" checks the IR after every pass, "end" once at the
     end (large graphs), False never.
@@ -53,26 +87,20 @@ def optimize(
     unknown = enabled - set(PASS_NAMES)
     if unknown:
         raise ValueError(f"unknown passes: {sorted(unknown)}")
-    if report is not None:
-        report.before = op_counts(g)
+    report = report if report is not None else PassReport()
+    report.before = op_counts(g)
     g = g.copy()  # one copy; the passes then rewrite it in place
     for r in range(max_rounds):
-        sig = _signature(g)
+        changed = False
         for name, fn in PIPELINE:
             if name in enabled:
-                g = fn(g, inplace=True)
+                changed |= fn(g, report.rewrites)
                 if verify is True or verify == "each":
                     g.verify()
-        if report is not None:
-            report.rounds = r + 1
-        if _signature(g) == sig:
+        report.rounds = r + 1
+        if not changed:
             break
     if verify == "end":
         g.verify()
-    if report is not None:
-        report.after = op_counts(g)
+    report.after = op_counts(g)
     return g
-
-
-def _signature(g: Graph) -> tuple:
-    return (len(g), g.nx.number_of_edges(), tuple(sorted(op_counts(g).items())))

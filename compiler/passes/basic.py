@@ -2,72 +2,30 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-from typing import Iterator
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from ..errors import ShapeError
 from ..ir import BACKWARD, Graph
-from ..ops.registry import broadcast, get_op, is_float, is_static
+from ..ops.registry import ELEMENTWISE, broadcast, get_op, is_float, is_static
 
 SOURCES = {"input", "param"}
-ELEMENTWISE_BINARY = {"add", "sub", "mul", "div"}
 
 
-def dce(g: Graph, inplace: bool = False) -> Graph:
-    """Remove nodes that no root (loss, output, gradient) depends on.
+def dce(g: Graph) -> bool:
+    """Remove nodes that no result (loss, output, gradient) depends on.
 
     Inputs and params stay: they are the generated functions' signature.
     """
-    g = g if inplace else g.copy()
     live = g.ancestors(g.roots())
-    for n in list(g.nx.nodes):
-        if n not in live and g.op(n) not in SOURCES:
-            g.remove(n)
-    return g
-
-
-class _Roots:
-    """The graph's ``outputs`` and ``grads`` maps, held aside while a pass rewrites.
-
-    ``Graph.replace_uses`` and ``Graph.rename`` retarget those maps by scanning
-    them, which made a pass quadratic on deep networks (two gradients per
-    layer). While they are held here the graph's maps are empty, and ``move``
-    follows each replacement through an index (node -> the entries naming it)
-    in constant time; the maps come back, retargeted, when the pass ends.
-    """
-
-    def __init__(self, g: Graph):
-        self.g = g
-        self.maps = (g.outputs, g.grads)
-        self.at: dict[str, list[tuple[int, str]]] = {}
-        for i, m in enumerate(self.maps):
-            for k, v in m.items():
-                self.at.setdefault(v, []).append((i, k))
-        g.outputs, g.grads = {}, {}
-
-    def move(self, old: str, new: str) -> None:
-        """What ``Graph._retarget(old, new)`` does to the held maps."""
-        if old != new and old in self.at:
-            self.at.setdefault(new, []).extend(self.at.pop(old))
-
-    def restore(self) -> None:
-        maps = tuple(dict(m) for m in self.maps)
-        for node, entries in self.at.items():
-            for i, k in entries:
-                maps[i][k] = node
-        self.g.outputs, self.g.grads = maps
-
-
-@contextlib.contextmanager
-def _held_roots(g: Graph) -> Iterator[_Roots]:
-    roots = _Roots(g)
-    try:
-        yield roots
-    finally:
-        roots.restore()
+    dead = [n for n in g.nx.nodes if n not in live and g.op(n) not in SOURCES]
+    for n in dead:
+        g.remove(n)
+    return bool(dead)
 
 
 def _key(g: Graph, n: str) -> tuple:
@@ -82,16 +40,10 @@ def _hashable(v):
     return v
 
 
-def cse(g: Graph, inplace: bool = False) -> Graph:
+def cse(g: Graph) -> bool:
     """Merge nodes that compute the same op on the same operands."""
-    g = g if inplace else g.copy()
-    with _held_roots(g) as roots:
-        _cse(g, roots)
-    return g
-
-
-def _cse(g: Graph, roots: _Roots) -> None:
     seen: dict[tuple, str] = {}
+    changed = False
     for n in g.topo():
         if g.op(n) in SOURCES:
             continue
@@ -100,17 +52,20 @@ def _cse(g: Graph, roots: _Roots) -> None:
             keep = seen[k]
             # Keep the user's name when only the duplicate has one.
             g.replace_uses(n, keep)
-            roots.move(n, keep)
-            if g.data(n)["named"] and not g.data(keep)["named"] and g.data(n)["phase"] == g.data(keep)["phase"]:
-                g.remove(n)
-                g.rename(keep, n)
-                roots.move(keep, n)
-                seen[k] = n
-                g.data(n)["named"] = True
-            else:
-                g.remove(n)
+            if g.data(n)["phase"] == g.data(keep)["phase"]:
+                _take_name(g, n, keep)
+            g.remove(n)
+            changed = True
         else:
             seen[k] = n
+    return changed
+
+
+def _take_name(g: Graph, n: str, keep: str) -> None:
+    """``keep`` replaces ``n``: it is printed by ``n``'s name when only ``n`` has one."""
+    dn, dk = g.data(n), g.data(keep)
+    if dn["named"] and not dk["named"]:
+        dk["hint"], dk["named"] = dn["hint"], True
 
 
 def _scalar_const(g: Graph, n: str) -> float | None:
@@ -120,9 +75,9 @@ def _scalar_const(g: Graph, n: str) -> float | None:
     return None
 
 
-def fold_constants(g: Graph, inplace: bool = False) -> Graph:
+def fold_constants(g: Graph) -> bool:
     """Evaluate ops whose operands are all scalar constants."""
-    g = g if inplace else g.copy()
+    changed = False
     for n in g.topo():
         d = g.data(n)
         args = g.args(n)
@@ -133,9 +88,7 @@ def fold_constants(g: Graph, inplace: bool = False) -> Graph:
         opdef = get_op(d["op"])
         # Scalars fold through any op; filled arrays only through elementwise
         # ops (a fill of the result's shape stays a fill).
-        if d["shape"] != () and opdef.category not in ("elementwise", "comparison"):
-            continue
-        if any(g.shape(a) != () for a in args) and opdef.category not in ("elementwise", "comparison"):
+        if not opdef.has(ELEMENTWISE) and (d["shape"] != () or any(g.shape(a) != () for a in args)):
             continue
         vals = [np.float64(g.attrs(a)["value"]) for a in args]
         with np.errstate(all="ignore"):
@@ -144,78 +97,140 @@ def fold_constants(g: Graph, inplace: bool = False) -> Graph:
             continue
         d["op"], d["attrs"] = "const", {"value": v, "shape": d["shape"]}
         g.set_args(n, [])
-    return g
+        changed = True
+    return changed
 
 
-def simplify(g: Graph, inplace: bool = False) -> Graph:
-    """Algebraic identities, each keeping values exact.
+@dataclass(frozen=True)
+class Rewrite:
+    """One algebraic identity. ``apply(g, n)`` returns a node that can stand
+    for ``n`` (``n`` is then replaced), True when it rewrote ``n`` in place,
+    or None when it does not apply."""
 
-    identity(x) -> x; x*1, 1*x, x/1, x+0, 0+x, x-0 -> x (when the result has
-    x's shape); -(-x) -> x; (x.T).T -> x; reshape/broadcast/sum_to to the same
-    shape -> x; a ones/zeros/full array used where a scalar broadcasts the
-    same -> that scalar (no materialized arrays).
+    name: str
+    ops: frozenset[str]
+    apply: Callable[[Graph, str], "str | bool | None"]
+
+
+def _identity(g: Graph, n: str):
+    return g.args(n)[0]
+
+
+def _same_shape(g: Graph, n: str):
+    x = g.args(n)[0]
+    return x if g.shape(x) == g.shape(n) else None
+
+
+def _refill(g: Graph, n: str):
+    x = g.args(n)[0]
+    if g.op(x) == "const" and is_static(g.shape(n)):
+        d = g.data(n)
+        d["op"], d["attrs"] = "const", {"value": g.attrs(x)["value"], "shape": d["shape"]}
+        g.set_args(n, [])
+        return True
+    return None
+
+
+def _double_neg(g: Graph, n: str):
+    x = g.args(n)[0]
+    return g.args(x)[0] if g.op(x) == "neg" else None
+
+
+def _one_element(g: Graph, n: str):
+    if not _reduces_one_element(g, n):
+        return None
+    d = g.data(n)
+    d["op"], d["attrs"] = "reshape", {"shape": d["shape"]}
+    x = g.args(n)[0]
+    return x if g.shape(x) == d["shape"] else True
+
+
+def _double_transpose(g: Graph, n: str):
+    x = g.args(n)[0]
+    if g.op(x) == "transpose" and g.attrs(n)["axes"] is None and g.attrs(x)["axes"] is None:
+        return g.args(x)[0]
+    return None
+
+
+def _unit(g: Graph, n: str):
+    """x*1, 1*x, x/1, x+0, 0+x, x-0 -> x (when the result has x's shape)."""
+    op, (a, b), shape = g.op(n), g.args(n), g.shape(n)
+    ca, cb = _scalar_const(g, a), _scalar_const(g, b)
+    if cb == (0.0 if op in ("add", "sub") else 1.0) and g.shape(a) == shape:
+        return a
+    if ca == (0.0 if op == "add" else 1.0) and op in ("add", "mul") and g.shape(b) == shape:
+        return b
+    return None
+
+
+def _neg_one(g: Graph, n: str):
+    a, b = g.args(n)
+    ca, cb = _scalar_const(g, a), _scalar_const(g, b)
+    if -1.0 in (ca, cb):
+        x = b if ca == -1.0 else a
+        if _same_type(g, x, n):
+            d = g.data(n)
+            d["op"], d["attrs"] = "neg", {}
+            g.set_args(n, [x])
+            return True
+    return None
+
+
+def _fills_and_broadcasts(g: Graph, n: str):
+    return (_scalarize_fills(g, n) | _drop_broadcasts(g, n)) or None
+
+
+REWRITES: list[Rewrite] = [
+    Rewrite("identity", frozenset({"identity"}), _identity),
+    Rewrite("reshape to the same shape", frozenset({"reshape", "broadcast_to", "sum_to", "broadcast_like"}), _same_shape),
+    Rewrite("reshape of a fill", frozenset({"reshape", "broadcast_to", "broadcast_like"}), _refill),
+    Rewrite("double negation", frozenset({"neg"}), _double_neg),
+    Rewrite("reduction of one element", frozenset({"sum", "mean", "max", "min"}), _one_element),
+    Rewrite("double transpose", frozenset({"transpose"}), _double_transpose),
+    Rewrite("unit operand", frozenset({"add", "sub", "mul", "div"}), _unit),
+    Rewrite("times -1", frozenset({"mul"}), _neg_one),
+    Rewrite("scalar constants together", frozenset({"mul"}), lambda g, n: _reassociate(g, n) or None),
+    Rewrite("fills and broadcasts", frozenset({"add", "sub", "mul", "div"}), _fills_and_broadcasts),
+]
+_BY_OP: dict[str, list[Rewrite]] = {}
+for _r in REWRITES:
+    for _op in _r.ops:
+        _BY_OP.setdefault(_op, []).append(_r)
+
+
+def simplify(g: Graph, counts: Counter | None = None) -> bool:
+    """Apply the first matching rewrite of :data:`REWRITES` to each node.
+
+    Every rewrite keeps values exact (and dtypes: a float standing for a
+    mask becomes a ``cast``). ``counts`` receives how often each applied.
     """
-    g = g if inplace else g.copy()
-    with _held_roots(g) as roots:
-        _simplify(g, roots)
-    return g
-
-
-def _simplify(g: Graph, roots: _Roots) -> None:
+    changed = False
     for n in g.topo():
         if n not in g:
             continue
-        d = g.data(n)
-        op, args, shape = d["op"], g.args(n), d["shape"]
-        repl = None
-        if op == "identity":
-            repl = args[0]
-        elif op in ("reshape", "broadcast_to", "sum_to", "broadcast_like") and g.shape(args[0]) == shape:
-            repl = args[0]
-        elif op in ("reshape", "broadcast_to", "broadcast_like") and g.op(args[0]) == "const" and is_static(shape):
-            # A filled constant stays a filled constant in any shape.
-            d["op"], d["attrs"] = "const", {"value": g.attrs(args[0])["value"], "shape": shape}
-            g.set_args(n, [])
-        elif op == "neg" and g.op(args[0]) == "neg":
-            repl = g.args(args[0])[0]
-        elif op in REDUCTIONS and _reduces_one_element(g, n):
-            # sum/mean/max/min of one element: just a reshape
-            d["op"], d["attrs"] = "reshape", {"shape": shape}
-            if g.shape(args[0]) == shape:
-                repl = args[0]
-        elif op == "transpose" and g.op(args[0]) == "transpose":
-            inner = args[0]
-            if d["attrs"]["axes"] is None and g.attrs(inner)["axes"] is None:
-                repl = g.args(inner)[0]
-        elif op in ELEMENTWISE_BINARY:
-            a, b = args
-            ca, cb = _scalar_const(g, a), _scalar_const(g, b)
-            if op == "mul" and cb == 1.0 and g.shape(a) == shape:
-                repl = a
-            elif op == "mul" and ca == 1.0 and g.shape(b) == shape:
-                repl = b
-            elif op == "div" and cb == 1.0 and g.shape(a) == shape:
-                repl = a
-            elif op in ("add", "sub") and cb == 0.0 and g.shape(a) == shape:
-                repl = a
-            elif op == "add" and ca == 0.0 and g.shape(b) == shape:
-                repl = b
-            elif op == "mul" and -1.0 in (ca, cb) and _same_type(g, b if ca == -1.0 else a, n):
-                d["op"], d["attrs"] = "neg", {}  # -1 * x -> -x
-                g.set_args(n, [b if ca == -1.0 else a])
-            elif op == "mul" and (ca is not None or cb is not None) and g.shape(a if cb is None else b) == ():
-                _reassociate(g, n)
-            else:
-                _scalarize_fills(g, n)
-                _drop_broadcasts(g, n)
-        if repl is not None and g.dtype(repl) != d["dtype"]:
-            # 1.0 * mask is a float; the mask alone is a bool: cast instead.
-            if g.shape(repl) == shape and not is_float(g.dtype(repl)) and is_float(d["dtype"]):
-                d["op"], d["attrs"] = "cast", {"dtype": d["dtype"]}
-                g.set_args(n, [repl])
-            repl = None
-        if repl is not None:
-            _replace(g, n, repl, roots)
+        for rw in _BY_OP.get(g.op(n), ()):
+            out = rw.apply(g, n)
+            if out is None:
+                continue
+            if isinstance(out, str):
+                _replace_or_cast(g, n, out)
+            changed = True
+            if counts is not None:
+                counts[rw.name] += 1
+            break
+    return changed
+
+
+def _replace_or_cast(g: Graph, n: str, repl: str) -> None:
+    d = g.data(n)
+    if g.dtype(repl) == d["dtype"]:
+        _replace(g, n, repl)
+    elif g.shape(repl) == d["shape"] and not is_float(g.dtype(repl)) and is_float(d["dtype"]):
+        # 1.0 * mask is a float; the mask alone is a bool: cast instead.
+        d["op"], d["attrs"] = "cast", {"dtype": d["dtype"]}
+        g.set_args(n, [repl])
+    else:  # (cannot happen for the rewrites above; stay exact regardless)
+        return
 
 
 def _same_type(g: Graph, a: str, n: str) -> bool:
@@ -223,7 +238,7 @@ def _same_type(g: Graph, a: str, n: str) -> bool:
     return g.shape(a) == g.shape(n) and g.dtype(a) == g.dtype(n)
 
 
-def _scalarize_fills(g: Graph, n: str) -> None:
+def _scalarize_fills(g: Graph, n: str) -> bool:
     """A filled constant operand whose shape the result already has -> scalar."""
     args = list(g.args(n))
     shape = g.shape(n)
@@ -237,6 +252,7 @@ def _scalarize_fills(g: Graph, n: str) -> None:
             changed = True
     if changed:
         g.set_args(n, args)
+    return changed
 
 
 BROADCASTS = {"broadcast_to", "broadcast_like"}
@@ -251,31 +267,35 @@ def _reduces_one_element(g: Graph, n: str) -> bool:
     return all(shape[a] == 1 for a in axes)
 
 
-def _reassociate(g: Graph, n: str) -> None:
+def _reassociate(g: Graph, n: str) -> bool:
     """c1 * (c2 * x) -> (c1 * c2) * x for scalar constants (one multiply less)."""
     a, b = g.args(n)
     c, other = (a, b) if g.op(a) == "const" else (b, a)
+    if g.op(c) != "const" or g.shape(c) != ():
+        return False
     if g.op(other) != "mul" or g.nx.out_degree(other) != 1 or g.data(other)["named"]:
-        return
+        return False
     oa, ob = g.args(other)
     if g.op(oa) == "const" and g.shape(oa) == ():
         inner_c, x = oa, ob
     elif g.op(ob) == "const" and g.shape(ob) == ():
         inner_c, x = ob, oa
     else:
-        return
+        return False
     if g.shape(x) != g.shape(n):
-        return
+        return False
     value = g.attrs(c)["value"] * g.attrs(inner_c)["value"]
     with g.context_of(n):
         k = g.add("const", [], {"value": value, "shape": ()}, hint="c")
     g.set_args(n, [k, x])
+    return True
 
 
-def _drop_broadcasts(g: Graph, n: str) -> None:
+def _drop_broadcasts(g: Graph, n: str) -> bool:
     """An explicit broadcast feeding an elementwise op that broadcasts anyway."""
     args = list(g.args(n))
     shape = g.shape(n)
+    changed = False
     for i, a in enumerate(args):
         if g.op(a) in BROADCASTS:
             inner = g.args(a)[0]
@@ -286,16 +306,14 @@ def _drop_broadcasts(g: Graph, n: str) -> None:
             if same:
                 args[i] = inner
                 g.set_args(n, args)
+                changed = True
+    return changed
 
 
-def _replace(g: Graph, n: str, repl: str, roots: _Roots) -> None:
+def _replace(g: Graph, n: str, repl: str) -> None:
     """Replace ``n`` by ``repl``. An adjoint's readable name (``g_x``) moves
     to ``repl`` when that is an unnamed adjoint temporary."""
     g.replace_uses(n, repl)
-    roots.move(n, repl)
-    dn, dr = g.data(n), g.data(repl)
+    if g.data(n)["phase"] == g.data(repl)["phase"] == BACKWARD:
+        _take_name(g, n, repl)
     g.remove(n)
-    if dn["named"] and not dr["named"] and dn["phase"] == dr["phase"] == BACKWARD:
-        g.rename(repl, n)
-        roots.move(repl, n)
-        g.data(n)["named"] = True
