@@ -21,7 +21,7 @@ ordinary IR, so it can be optimized, printed, and differentiated again.
 from __future__ import annotations
 
 from .errors import GraphError
-from .ir import BACKWARD, Graph
+from .ir import BACKWARD, TANGENT, Graph
 from .program import Program, gradient_entries
 from .ops.registry import V, broadcast, get_op, is_static
 
@@ -144,3 +144,99 @@ def _name_total(g: Graph, node: str, of: str) -> str:
 def _fallback(g: Graph, n: str) -> str:
     h = g.data(n)["hint"]
     return h if isinstance(h, str) else h[3]
+
+
+# ------------------------------------------------------------------ forward mode
+
+
+def tangent_rule(opdef, ts: list[V | None], out: V, args: list[V], attrs: dict) -> V | None:
+    """The tangent of ``out`` from its operands' tangents (None: no tangent).
+
+    An op's own ``jvp`` rule when it has one; otherwise derived, exactly:
+
+    * piecewise-constant ops (``constant``): no tangent;
+    * elementwise ops: the Jacobian is diagonal per operand, so operand i
+      contributes its VJP rule applied to its tangent (``g`` read as ``t_i``),
+      summed over operands;
+    * linear ops: the op applied to the tangents of its value operands
+      (zeros for operands without one).
+    """
+    from .ops.registry import CONSTANT, DIFFERENTIABLE, ELEMENTWISE, LINEAR
+
+    if all(t is None for t in ts) or opdef.has(CONSTANT) or not opdef.has(DIFFERENTIABLE):
+        return None
+    if opdef.jvp is not None:
+        return opdef.jvp(ts, out, *args, **attrs)
+    if opdef.has(ELEMENTWISE):
+        total = None
+        for i, t in enumerate(ts):
+            if t is None:
+                continue
+            part = opdef.vjp(t, out, *args, **attrs)[i]
+            if part is None:
+                continue
+            if part.shape != out.shape:
+                part = part.broadcast_to(out.shape, like=out)
+            total = part if total is None else total + part
+        return total
+    if opdef.has(LINEAR):
+        values = opdef.value_operands if opdef.value_operands is not None else range(len(args))
+        operands = list(args)
+        for i in values:
+            operands[i] = ts[i] if ts[i] is not None else args[i].apply("zeros_like")
+        return operands[0].apply(opdef.name, *operands[1:], **attrs)
+    raise GraphError(f"op '{opdef.name}' has no forward-mode rule")
+
+
+def tangent_text(opdef) -> str:
+    """The forward-mode rule of an op in words (for comments and docs)."""
+    from .ops.registry import ELEMENTWISE, LINEAR
+
+    if opdef.jvp is not None:
+        return opdef.tangent
+    if opdef.has(ELEMENTWISE):
+        return f"t = the rule {opdef.derivative.split('  (')[0]} with g read as each operand's tangent"
+    if opdef.has(LINEAR):
+        return f"t = {opdef.name} of the tangents (linear)"
+    return ""
+
+
+def jvp(g: Graph, inputs: list[str], tangents: list[str], outputs: list[str]) -> tuple[Graph, list[str | None]]:
+    """Forward mode as a pure transform: the Jacobian-vector product.
+
+    Returns a new graph and, for each of ``outputs``, the node holding
+    ``sum_i d output / d inputs[i] * tangents[i]`` (None where no input
+    reaches it). ``tangents`` are nodes shaped like their inputs (inputs of a
+    ``jvp`` entry point, or any values); a tangent given for an intermediate
+    value replaces the one flowing into it. ``g`` is unchanged.
+    """
+    g = g.copy()
+    return g, _jvp(g, inputs, tangents, outputs)
+
+
+def _jvp(g: Graph, inputs: list[str], tangents: list[str], outputs: list[str]) -> list[str | None]:
+    """:func:`jvp` in place."""
+    for x, t in zip(inputs, tangents, strict=True):
+        if g.shape(t) != g.shape(x):
+            raise GraphError(f"the tangent of '{x}' has shape {g.shape(t)}, not {g.shape(x)}")
+    tan: dict[str, str] = dict(zip(inputs, tangents))
+    active = g.descendants(inputs) & g.ancestors(outputs)
+    for n in g.topo(active):
+        if n in tan:
+            continue
+        d = g.data(n)
+        args = g.args(n)
+        ts = [V(g, tan[a]) if a in tan else None for a in args]
+        if all(t is None for t in ts):
+            continue
+        before = g._seq
+        with g.context(phase=TANGENT, origin=n, source=d["source"]):
+            out = tangent_rule(get_op(d["op"]), ts, V(g, n), [V(g, a) for a in args], d["attrs"])
+        if out is None:
+            continue
+        t = out.name
+        td = g.data(t)
+        if td["seq"] > before and td["phase"] == TANGENT and not td["named"] and d["named"]:
+            td["hint"], td["named"] = ("t_", n, "", "t_" + _fallback(g, n)), True
+        tan[n] = t
+    return [tan.get(o) for o in outputs]

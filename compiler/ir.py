@@ -12,7 +12,7 @@ ever renames a value. A node's data holds:
             (comparisons, masks) or ``"i64"`` (class labels, sizes), from
             each op's dtype rule
 ``attrs``   the op's attributes (a dict of JSON-like values)
-``phase``   ``"forward"`` or ``"backward"`` (adjoint)
+``phase``   ``"forward"``, ``"backward"`` (adjoint) or ``"tangent"`` (forward mode)
 ``source``  where in the spec the value came from (``"nodes[3]"``), or None
 ``origin``  for adjoint nodes: the forward node whose derivative rule made it
 ``named``   True when the value matters to the user (spec names, gradient
@@ -53,6 +53,7 @@ MAX_ELEMENTS = 100_000_000  # per value (static dims): a spec cannot ask for mor
 
 FORWARD = "forward"
 BACKWARD = "backward"
+TANGENT = "tangent"  # forward-mode values (jvp, hvp)
 
 
 @dataclass(frozen=True)

@@ -278,12 +278,20 @@ def _matmul_vjp(g, out, a, b):
     return [g @ _mT(b), _mT(a) @ g]
 
 
+def _matmul_jvp(ts, out, a, b):
+    ta, tb = ts
+    parts = ([ta @ b] if ta is not None else []) + ([a @ tb] if tb is not None else [])
+    return parts[0] if len(parts) == 1 else parts[0] + parts[1]
+
+
 defop(
     "matmul",
     arity=2,
     shape=_matmul_shape,
     impl=np.matmul,
     vjp=_matmul_vjp,
+    jvp=_matmul_jvp,
+    tangent="t = ta @ b + a @ tb (the product rule)",
     derivative="da = g @ b.T, db = a.T @ g",
     doc="Matrix product a @ b with NumPy's rules (vectors, batches).",
     category="linalg",
@@ -822,6 +830,14 @@ def _extreme_vjp(g, out, x, axis, keepdims):
     return [g.reshape(kept) * share]
 
 
+def _extreme_jvp(ts, out, x, axis, keepdims):
+    axes = norm_axes(axis, x.ndim)
+    kept = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+    mask = x.apply("eq", out.reshape(kept))
+    share = mask / mask.apply("sum", axis=axis, keepdims=True)
+    return (ts[0] * share).apply("sum", axis=axis, keepdims=keepdims)
+
+
 for _name, _fn in (("max", np.max), ("min", np.min)):
     defop(
         _name,
@@ -829,6 +845,8 @@ for _name, _fn in (("max", np.max), ("min", np.min)):
         shape=_reduce_shape,
         impl=(lambda fn: lambda x, axis, keepdims: fn(x, axis=axis, keepdims=keepdims))(_fn),
         vjp=_extreme_vjp,
+        jvp=_extreme_jvp,
+        tangent="t = mean of tx over the positions of the extreme (ties share)",
         attrs=REDUCE_ATTRS,
         derivative="dx = g where x is the extreme (shared equally among ties), else 0",
         doc=f"{_name.capitalize()} over axes.",

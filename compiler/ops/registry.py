@@ -109,6 +109,11 @@ class OpDef:
     domain: tuple[float, float] = (-2.0, 2.0)
     kinks: tuple[float, ...] = ()  # points where the derivative jumps
     derivative: str = ""
+    # Forward mode: ``jvp(tangents, out, *args, **attrs) -> tangent of out``
+    # (``tangents[i]`` is None where operand i has none). Most ops need none
+    # of their own: see compiler.autodiff.tangent_rule for the derived ones.
+    jvp: Callable[..., Any] | None = None
+    tangent: str = ""  # the forward-mode rule in words, where ``jvp`` is given
     doc: str = ""
     public: bool = True  # usable from specs (internal ops serve rules only)
     category: str = "elementwise"  # the group it is listed under in the docs
