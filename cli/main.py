@@ -107,14 +107,27 @@ DTYPE_HELP = "float type of every array, constant and gradient"
 
 
 def _compile(
-    spec: Path, O0: bool = False, comments: bool = True, name: str | None = None, dtype: str = "float64"
+    spec: Path,
+    O0: bool = False,
+    comments: bool = True,
+    name: str | None = None,
+    dtype: str = "float64",
+    emit: str | None = None,
 ) -> Compiled:
     try:
-        options = CompileOptions(dtype=dtype, passes=frozenset() if O0 else None, comments=comments, name=name)
+        options = CompileOptions(
+            dtype=dtype, passes=frozenset() if O0 else None, comments=comments, name=name, functions=emit
+        )
+    except BpcError as e:
+        fail(BpcError(e.message, "--emit" if e.location == "functions" else e.location))
+    try:
         return compile_file(spec, options=options)
     except BpcError as e:
         fail(e)
         raise  # unreachable
+
+
+EMIT_HELP = "functions the module has, comma-separated: forward, value_and_grad, jvp, hvp (default: the spec's \"emit\", else forward,value_and_grad)"
 
 
 NAME_HELP = "module name (default: the spec's \"name\", else its file name)"
@@ -259,6 +272,7 @@ def compile(
     no_comments: bool = typer.Option(False, "--no-comments", help="terse code without comments"),
     name: Optional[str] = typer.Option(None, "--name", help=NAME_HELP + "; one spec only"),
     dtype: DType = typer.Option(DType.float64, "--dtype", help=DTYPE_HELP),
+    emit: Optional[str] = typer.Option(None, "--emit", help=EMIT_HELP),
 ) -> None:
     """Compile each SPEC into OUT/<name>.py.
 
@@ -267,7 +281,7 @@ def compile(
     """
     if name is not None and len(specs) != 1:
         fail(BpcError("--name needs exactly one spec", "--name"))
-    compiled = [_compile(s, O0, not no_comments, name, dtype.value) for s in specs]
+    compiled = [_compile(s, O0, not no_comments, name, dtype.value, emit) for s in specs]
     names = [c.name for c in compiled]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -302,6 +316,7 @@ def check(
     ),
     name: Optional[str] = typer.Option(None, "--name", help=NAME_HELP),
     dtype: DType = typer.Option(DType.float64, "--dtype", help=DTYPE_HELP),
+    emit: Optional[str] = typer.Option(None, "--emit", help=EMIT_HELP),
 ) -> None:
     """Compile SPEC in memory, run it, compare gradients with finite differences.
 
@@ -310,7 +325,7 @@ def check(
     Example: bpc check examples/neuron.json
     """
     dims = _parse_dims(dim)
-    c = _compile(spec, O0, name=name, dtype=dtype.value)
+    c = _compile(spec, O0, name=name, dtype=dtype.value, emit=emit)
     if not _check(c, seed, as_json, dims, samples):
         raise typer.Exit(1)
 
@@ -324,6 +339,7 @@ def ir(
     stats: bool = typer.Option(False, "--stats", help="node counts per op before/after passes"),
     name: Optional[str] = typer.Option(None, "--name", help=NAME_HELP),
     dtype: DType = typer.Option(DType.float64, "--dtype", help=DTYPE_HELP),
+    emit: Optional[str] = typer.Option(None, "--emit", help=EMIT_HELP),
 ) -> None:
     """Print the IR of SPEC at a stage, as text, JSON, or a picture.
 
@@ -332,7 +348,7 @@ def ir(
     """
     from ..compiler import printing
 
-    c = _compile(spec, name=name, dtype=dtype.value)
+    c = _compile(spec, name=name, dtype=dtype.value, emit=emit)
     if stats:
         typer.echo(printing.stats(c.report), nl=False)
         return

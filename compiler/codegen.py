@@ -35,7 +35,8 @@ import black
 import numpy as np
 
 from . import __version__
-from .ir import BACKWARD, FORWARD, Graph
+from .autodiff import tangent_text
+from .ir import BACKWARD, FORWARD, TANGENT, Graph
 from .program import Entry, ModuleInfo, Program
 from .ops.registry import get_op, is_float, is_static, pyval, sum_to_axes
 from .targets import NUMPY, Target
@@ -280,7 +281,25 @@ class _Emitter:
         lines: list[str] = []
         phase, source, rule = FORWARD, None, None
         for i, s in enumerate(stmts):
-            if self.opts.comments and s.phase == BACKWARD:
+            if self.opts.comments and s.phase == TANGENT:
+                if phase != TANGENT:
+                    lines.append("")
+                    lines.append("# Forward mode: each t_<name> is the derivative of <name> along the")
+                    lines.append("# direction given, computed beside the values by each op's tangent rule.")
+                if s.source != source:
+                    text = self.info.source_text.get(s.source) if s.source else None
+                    if text:
+                        lines.append(f"# {s.source}: {_comment_text(text)}")
+                    source, rule = s.source, None
+                origin = g.data(s.target)["origin"] if s.target in g else None
+                if origin in g and g.op(origin) not in SOURCES:
+                    op = get_op(g.op(origin))
+                    words = tangent_text(op)
+                    text = f"#   {_comment_text(op.name + ': ' + words)}" if words else None
+                    if text and text != rule:
+                        lines.append(text)
+                        rule = text
+            elif self.opts.comments and s.phase == BACKWARD:
                 if phase != BACKWARD:
                     lines.append("")
                     lines.append("# Backward pass: the chain rule, from the loss back to the inputs.")
@@ -429,6 +448,14 @@ GROUP_DOCS = {
     "loss": "the loss",
     "outputs": "outputs maps each name in OUTPUTS to its value",
     "grads": "grads maps each name in WRT to d loss / d name",
+    "d_loss": "d_loss is the derivative of the loss along the tangents",
+    "d_outputs": "d_outputs maps each name in OUTPUTS to its derivative along the tangents",
+    "hvp": "hvp maps each name in WRT to its part of H @ vectors",
+}
+# The dict arguments of entry points.
+TAKES_DOCS = {
+    "tangents": "tangents: dict mapping each name in WRT to an array of its shape (the direction)",
+    "vectors": "vectors: dict mapping each name in WRT to an array of its shape (v in H @ v)",
 }
 
 
@@ -499,6 +526,7 @@ def generate(p: Program, opts: CodegenOptions | None = None) -> str:
         tuple_of("WRT", list(p.wrt)),
         tuple_of("OUTPUTS", list(g.outputs)),
         f"LOSS = {json.dumps(names[g.loss])}",
+        tuple_of("ENTRY_POINTS", [e.name for e in p.entries]),
     ]
     if m.dims:
         consts.append(_format_top("DIMS = {" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in m.dims.items()) + "}"))
@@ -510,12 +538,20 @@ def generate(p: Program, opts: CodegenOptions | None = None) -> str:
     entry_casts = _entry_casts(g, opts.target)
     bodies: list[list[str]] = []  # the big bodies, for the output check
     stubs = {}
+    ftype = FLOAT_TYPES[dtype]
     for entry in p.entries:
-        body = entry_casts + _Emitter(g, p.roots(entry), opts, names, m).body()
+        takes = p.takes(entry)
+        unpack = [
+            f"{names[node]} = np.asarray({grp}[{json.dumps(key)}], dtype=np.{ftype})"
+            for grp, group in takes
+            for key, node in group.items()
+        ]
+        body = entry_casts + unpack + _Emitter(g, p.roots(entry), opts, names, m).body()
         body.append(_return(p, entry, names))
-        doc = [_entry_doc(p, entry)] + arg_doc
-        top.append(_function(entry.name, args, doc, body, bodies))
-        stubs[entry.name] = _function(entry.name, args, doc, ["return None"])
+        doc = [_entry_doc(p, entry)] + arg_doc + [f"    {TAKES_DOCS.get(grp, grp)}" for grp, _ in takes]
+        fargs = args + [grp for grp, _ in takes]
+        top.append(_function(entry.name, fargs, doc, body, bodies))
+        stubs[entry.name] = _function(entry.name, fargs, doc, ["return None"])
     checkable = {"forward", "value_and_grad"} <= {e.name for e in p.entries}
     if checkable:
         top.append(self_check_source(dtype))

@@ -39,7 +39,7 @@ from pydantic import (
 
 from .errors import BpcError, SpecError
 from .ir import MAX_ELEMENTS, Graph
-from .program import ModuleInfo, Program, forward_entry, gradient_entries
+from .program import Entry, ModuleInfo, Program, forward_entry, gradient_entries
 from .names import MAX_NODE_ID_LENGTH, name_problem
 from .spec import (
     MAX_CLASSES,
@@ -134,7 +134,7 @@ class DumpNode(_Model):
     shape: Annotated[list[ShapeEntry], Field(max_length=MAX_RANK)]
     dtype: Literal["f64", "f32", "bool", "i64"]  # element types of IR values
     attrs: dict[Key, Any]
-    phase: Literal["forward", "backward"]
+    phase: Literal["forward", "backward", "tangent"]
     source: Optional[Line]
     origin: Optional[Line]
     named: StrictBool
@@ -168,6 +168,9 @@ class DumpGraph(_Model):
     dims: list[tuple[Name, _int(1, MAX_DIM_SIZE)]]
     classes: dict[Key, _int(1, MAX_CLASSES)]
     next_seq: _int(0, MAX_SEQ)
+    entries: Optional[list[tuple[Literal["forward", "value_and_grad", "jvp", "hvp"], list[Name], list[Name]]]] = None
+    extra_inputs: list[tuple[Annotated[StrictStr, Field(max_length=200, pattern=r"^[A-Za-z][A-Za-z0-9_]*\.[A-Za-z][A-Za-z0-9_]*$")], NodeId]] = []
+    results: list[tuple[Annotated[StrictStr, Field(max_length=200, pattern=r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)?$")], NodeId]] = []
     # Written by bpc before names were assigned at print time; ignored.
     reserved: list[NodeId] = []
     counters: dict[Key, _int(1, MAX_COUNTER)] = {}
@@ -264,7 +267,44 @@ def check(d: Dump) -> dict[str, dict]:
                 raise SpecError(f"'{name}' is not a node with op '{op}'", where)
             if op == "param" and not all(isinstance(x, int) for x in d.nodes[index[name]].shape):
                 raise SpecError("params need fixed sizes (no symbolic dims)", where)
+    extra = set()
+    for i, (label, node_id) in enumerate(gd.extra_inputs):
+        if node_id not in index or d.nodes[index[node_id]].op != "input":
+            raise SpecError(f"'{node_id}' is not a node with op 'input'", _where("graph", "extra_inputs", i, 1))
+        if node_id in listed or node_id in extra:
+            raise SpecError(f"'{node_id}' is listed twice", _where("graph", "extra_inputs", i, 1))
+        extra.add(node_id)
+    labels = {"loss"} | {f"outputs.{k}" for k, _ in gd.outputs} | {f"grads.{k}" for k, _ in gd.grads}
+    for i, (label, node_id) in enumerate(gd.results):
+        if node_id not in index:
+            raise SpecError(f"no node '{node_id}'", _where("graph", "results", i, 1))
+        if label in labels or label.split(".")[0] in ("loss", "outputs", "grads"):
+            raise SpecError(f"result '{label}' is listed twice", _where("graph", "results", i, 0))
+        labels.add(label)
+    groups = {lab.split(".")[0] for lab in labels}
+    takes = {lab.split(".")[0] for lab, _ in gd.extra_inputs}
+    if gd.entries is not None and not gd.entries:
+        raise SpecError("a dump needs at least one entry point", "graph.entries")
+    seen_entries: set[str] = set()
+    for i, (name, returns, taken) in enumerate(gd.entries or []):
+        if name in seen_entries:
+            raise SpecError(f"entry '{name}' is listed twice", _where("graph", "entries", i, 0))
+        seen_entries.add(name)
+        if not returns or len(set(returns)) != len(returns):
+            raise SpecError("an entry returns one or more distinct result groups", _where("graph", "entries", i, 1))
+        if len(set(taken)) != len(taken):
+            raise SpecError("an entry takes each group once", _where("graph", "entries", i, 2))
+        for j, grp in enumerate(returns):
+            if grp not in groups:
+                raise SpecError(f"entry '{name}' returns '{grp}', which no result is", _where("graph", "entries", i, 1, j))
+        for j, grp in enumerate(taken):
+            if grp in listed:
+                raise SpecError(f"entry '{name}' takes '{grp}', which is also a param or input", _where("graph", "entries", i, 2, j))
+            if grp not in takes:
+                raise SpecError(f"entry '{name}' takes '{grp}', which no input is", _where("graph", "entries", i, 2, j))
     for i, n in enumerate(d.nodes):
+        if n.op == "input" and n.id in extra:
+            continue
         if n.op in ("param", "input") and n.id not in listed:
             raise SpecError(f"{n.op} node '{n.id}' is not listed in graph.{n.op}s", _where("nodes", i))
 
@@ -373,6 +413,9 @@ def build(d: Dump, attrs: dict[str, dict]) -> Program:
         g.set_result(f"outputs.{k}", v)
     for k, v in gd.grads:
         g.set_result(f"grads.{k}", v)
+    for k, v in gd.results:
+        g.set_result(k, v)
+    g.extra_inputs = dict(gd.extra_inputs)
     info = ModuleInfo(
         name=m.name,
         spec_path=m.spec_path,
@@ -386,7 +429,10 @@ def build(d: Dump, attrs: dict[str, dict]) -> Program:
         dims=dict(gd.dims),
         classes=dict(gd.classes),
     )
-    entries = (forward_entry(g),) if gd.stage == "forward" else gradient_entries(g)
+    if gd.entries is not None:
+        entries = tuple(Entry(name, tuple(r), tuple(t)) for name, r, t in gd.entries)
+    else:
+        entries = (forward_entry(g),) if gd.stage == "forward" else gradient_entries(g)
     return Program(g, info, tuple(gd.wrt), entries)
 
 

@@ -104,6 +104,9 @@ class Graph:
         self.params: list[str] = []
         self.inputs: list[str] = []
         self.results: dict[str, str] = {}  # label -> node, in signature order
+        # Inputs of some entry points only, by label (``tangents.<name>``):
+        # passed as a dict argument named by the label's group.
+        self.extra_inputs: dict[str, str] = {}
         self._at: dict[str, list[str]] = {}  # node -> labels naming it
         self._seq = 0
         self._ctx = _Context()
@@ -422,6 +425,7 @@ class Graph:
         g.nx = self.nx.copy()
         g.inputs, g.params = list(self.inputs), list(self.params)
         g.results = dict(self.results)
+        g.extra_inputs = dict(self.extra_inputs)
         g._at = {n: list(ls) for n, ls in self._at.items()}
         g._ctx = _Context()
         return g

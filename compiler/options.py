@@ -8,7 +8,8 @@ from .errors import SpecError
 
 DTYPES = {"float64": "f64", "float32": "f32"}
 TARGETS = ("numpy",)
-FUNCTIONS = ("forward", "value_and_grad")  # entry points a module can have, in order
+FUNCTIONS = ("forward", "value_and_grad", "jvp", "hvp")  # entry points a module can have, in order
+DEFAULT_FUNCTIONS = ("forward", "value_and_grad")
 
 
 @dataclass(frozen=True)
@@ -30,16 +31,29 @@ class CompileOptions:
     comments: bool = True
     name: str | None = None
     target: str = "numpy"
-    functions: tuple[str, ...] = FUNCTIONS
+    functions: tuple[str, ...] | None = None  # None: the spec's "emit", else DEFAULT_FUNCTIONS
 
     def __post_init__(self):
-        functions = tuple(self.functions) if not isinstance(self.functions, str) else (self.functions,)
+        if self.functions is None:
+            functions = None
+        elif isinstance(self.functions, str):
+            functions = tuple(f.strip() for f in self.functions.split(","))
+        else:
+            functions = tuple(self.functions)
+        if functions is not None:
+            self._set_functions(functions)
+        self._check()
+
+    def _set_functions(self, functions: tuple[str, ...]) -> None:
         for f in functions:
             if f not in FUNCTIONS:
                 raise SpecError(f"unknown function {f!r} (expected {', '.join(FUNCTIONS)})", "functions")
         if not functions:
             raise SpecError("no function to emit", "functions")
-        object.__setattr__(self, "functions", tuple(f for f in FUNCTIONS if f in functions))
+        # forward is always there: the self-check and bpc check call it.
+        object.__setattr__(self, "functions", tuple(f for f in FUNCTIONS if f in functions or f == "forward"))
+
+    def _check(self) -> None:
         if self.dtype not in DTYPES:
             raise SpecError(f"unknown dtype {self.dtype!r} (expected {' or '.join(DTYPES)})", "dtype")
         if self.target not in TARGETS:

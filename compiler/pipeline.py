@@ -10,9 +10,9 @@ from pathlib import Path
 from .autodiff import differentiate
 from .codegen import CodegenOptions, generate
 from .errors import SpecError
-from .options import CompileOptions
+from .options import DEFAULT_FUNCTIONS, CompileOptions
 from .targets import get_target
-from .program import Program
+from .program import Program, add_modes
 from .lower import lower
 from .passes import PASS_NAMES, PassReport, optimize
 from .spec import Spec, parse_json, spec_from_data
@@ -85,6 +85,8 @@ def compile_spec(
     options = _options(options, passes, comments)
     if options.name is not None:
         spec = spec.model_copy(update={"name": options.name})
+    if options.functions is None and spec.emit is not None:
+        options = options.but(functions=tuple(spec.emit))
     fwd = lower(spec, spec_path, spec_text, dtype=options.ir_dtype)
     fwd.graph.verify()
     return compile_graph(fwd, "forward", spec=spec, options=options)
@@ -139,7 +141,7 @@ def compile_graph(
     options = _options(options, passes, comments)
     passes = options.passes
     if stage == "forward":
-        joint = differentiate(g, strict=True)
+        joint = add_modes(differentiate(g, strict=True), options.functions or DEFAULT_FUNCTIONS)
         joint.graph.verify()
     else:
         joint = g
@@ -151,7 +153,9 @@ def compile_graph(
         verify = "each" if len(joint.graph) <= VERIFY_EACH_PASS_MAX_NODES else "end"
         enabled = set(PASS_NAMES) if passes is None else passes
         opt = joint.but(graph=optimize(joint.graph, enabled, verify=verify, report=report))
-    opt = opt.but(entries=tuple(e for e in opt.entries if e.name in options.functions))
+    # A joint or optimized dump brings its entry points; a spec asks for them.
+    functions = options.functions or (DEFAULT_FUNCTIONS if stage == "forward" else [e.name for e in opt.entries])
+    opt = opt.but(entries=tuple(e for e in opt.entries if e.name in functions))
     source = generate(opt, CodegenOptions(comments=options.comments, target=get_target(options.target)))
     return Compiled(spec, g if stage == "forward" else joint, joint, opt, source, report, options)
 

@@ -142,6 +142,10 @@ def to_json(p: Program, stage: str = "forward") -> dict:
         "dims": [[k, v] for k, v in m.dims.items()],
         "classes": m.classes,
         "next_seq": g._seq,
+        # entry points beyond forward/value_and_grad (jvp, hvp) and what they use
+        "entries": [[e.name, list(e.returns), list(e.takes)] for e in p.entries],
+        "extra_inputs": [[k, names[v]] for k, v in g.extra_inputs.items()],
+        "results": [[k, names[v]] for k, v in g.results.items() if k != "loss" and not k.startswith(("outputs.", "grads."))],
     }
     return data
 

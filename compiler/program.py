@@ -46,6 +46,7 @@ class Entry:
 
     name: str
     returns: tuple[str, ...]
+    takes: tuple[str, ...] = ()  # dict arguments: groups of Graph.extra_inputs
 
 
 FORWARD_ENTRY = "forward"
@@ -80,6 +81,14 @@ class Program:
                 out.append(g.group(grp))
         return out
 
+    def takes(self, entry: Entry) -> list[tuple[str, dict[str, str]]]:
+        """The dict arguments of ``entry``: (argument name, {key: input node})."""
+        out = []
+        for grp in entry.takes:
+            p = grp + "."
+            out.append((grp, {k[len(p) :]: v for k, v in self.graph.extra_inputs.items() if k.startswith(p)}))
+        return out
+
     def roots(self, entry: Entry) -> list[str]:
         nodes: list[str] = []
         for r in self.returned(entry):
@@ -94,3 +103,62 @@ def forward_entry(g: Graph) -> Entry:
 
 def gradient_entries(g: Graph) -> tuple[Entry, ...]:
     return (forward_entry(g), Entry(VALUE_AND_GRAD, ("loss", "grads")))
+
+
+JVP, HVP = "jvp", "hvp"
+
+
+def add_modes(p: Program, functions: tuple[str, ...]) -> Program:
+    """``p`` (a joint program) with the forward-mode entry points asked for:
+    ``jvp`` (the loss's and outputs' derivatives along tangents of the wrt
+    values) and ``hvp`` (Hessian of the loss times vectors, forward over
+    reverse: one tangent pass through the joint graph, no Hessian)."""
+    from .autodiff import _jvp
+    from .errors import GraphError
+    from .ir import TANGENT
+
+    modes = [f for f in (JVP, HVP) if f in functions]
+    if not modes:
+        return p
+    g = p.graph.copy()
+    for i, w in enumerate(p.wrt):
+        if g.op(w) not in ("param", "input"):
+            raise GraphError(
+                f"{' and '.join(modes)} need wrt values that are params or inputs; '{w}' is computed",
+                f"wrt[{i}]",
+            )
+    for mode, group in ((JVP, "tangents"), (HVP, "vectors")):
+        if mode in modes and group in g.params + g.inputs:
+            raise GraphError(f"{mode} takes a dict argument '{group}': rename the value '{group}'", "emit")
+    entries = list(p.entries)
+
+    def seeds(group: str, prefix: str) -> list[str]:
+        out = []
+        for w in p.wrt:
+            with g.context(phase=TANGENT, origin=w, source=g.data(w)["source"]):
+                t = g.add("input", [], {"shape": g.shape(w)}, hint=(prefix, w, "", prefix + w), named=True)
+            g.extra_inputs[f"{group}.{w}"] = t
+            out.append(t)
+        return out
+
+    def zero_if_none(node: str | None, like: str) -> str:
+        if node is not None:
+            return node
+        with g.context(phase=TANGENT, origin=like):
+            return g.add("zeros_like", [like], hint="zeros")
+
+    if JVP in modes:
+        outs = [g.loss] + list(g.outputs.values())
+        got = _jvp(g, list(p.wrt), seeds("tangents", "t_"), outs)
+        g.set_result("d_loss", zero_if_none(got[0], g.loss))
+        for (k, o), t in zip(list(g.outputs.items()), got[1:]):
+            g.set_result(f"d_outputs.{k}", zero_if_none(t, o))
+        returns = ("loss", "d_loss") + (("d_outputs",) if g.outputs else ())
+        entries.append(Entry(JVP, returns, ("tangents",)))
+    if HVP in modes:
+        grads = g.grads
+        got = _jvp(g, list(p.wrt), seeds("vectors", "v_"), [grads[w] for w in p.wrt])
+        for w, t in zip(p.wrt, got):
+            g.set_result(f"hvp.{w}", zero_if_none(t, w))
+        entries.append(Entry(HVP, ("loss", "grads", "hvp"), ("vectors",)))
+    return p.but(graph=g, entries=tuple(entries))

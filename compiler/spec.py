@@ -193,6 +193,10 @@ class Spec(_Model):
         None, description="names to differentiate; default: every param"
     )
     seed: StrictInt = Field(0, ge=0, le=MAX_SEED, description="default seed of init_params")
+    emit: list[Literal["forward", "value_and_grad", "jvp", "hvp"]] | None = Field(
+        None,
+        description="functions the module has (forward is always there); default: forward and value_and_grad",
+    )
     dims: dict[Name, Annotated[StrictInt, Field(ge=1, le=MAX_DIM_SIZE)]] = Field(
         default_factory=dict,
         description="example sizes of symbolic dims, used by example_inputs (default 1)",

@@ -20,8 +20,8 @@ from .errors import OutputError
 from .targets.numpy import METHODS, NP_NAMES
 
 # Module-level names a generated module may assign, and functions it may define.
-CONSTANTS = frozenset({"PARAMS", "INPUTS", "WRT", "OUTPUTS", "LOSS", "DIMS"})
-FUNCTIONS = frozenset({"init_params", "example_inputs", "forward", "value_and_grad"})
+CONSTANTS = frozenset({"PARAMS", "INPUTS", "WRT", "OUTPUTS", "LOSS", "DIMS", "ENTRY_POINTS"})
+FUNCTIONS = frozenset({"init_params", "example_inputs", "forward", "value_and_grad", "jvp", "hvp"})
 _BUILTINS = frozenset(dir(builtins))
 
 _EXPR_NODES = (

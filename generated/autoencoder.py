@@ -27,6 +27,7 @@ INPUTS = {"x": ("batch", 16)}
 WRT = ("We1", "be1", "We2", "be2", "Wd1", "bd1", "Wd2", "bd2")
 OUTPUTS = ("code",)
 LOSS = "loss"
+ENTRY_POINTS = ("forward", "value_and_grad")
 DIMS = {"batch": 8}
 
 

@@ -25,6 +25,7 @@ INPUTS = {"x": (1, 2), "y": (1, 1)}
 WRT = ("w1", "b1", "w2", "b2", "w3", "b3")
 OUTPUTS = ()
 LOSS = "loss"
+ENTRY_POINTS = ("forward", "value_and_grad")
 
 
 def init_params(seed=0):

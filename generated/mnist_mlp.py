@@ -24,6 +24,7 @@ INPUTS = {"x": ("batch", 784), "y": ("batch",)}
 WRT = ("w1", "b1", "w2", "b2", "w3", "b3")
 OUTPUTS = ()
 LOSS = "loss"
+ENTRY_POINTS = ("forward", "value_and_grad")
 DIMS = {"batch": 64}
 
 

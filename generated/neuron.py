@@ -17,6 +17,7 @@ INPUTS = {"x": (2, 1)}
 WRT = ("W1", "b1")
 OUTPUTS = ()
 LOSS = "f"
+ENTRY_POINTS = ("forward", "value_and_grad")
 
 
 def init_params(seed=0):

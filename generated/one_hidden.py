@@ -17,6 +17,7 @@ INPUTS = {"X": (1, 3), "Y": (1, 1)}
 WRT = ("W0", "W1")
 OUTPUTS = ("l2",)
 LOSS = "Error"
+ENTRY_POINTS = ("forward", "value_and_grad")
 
 
 def init_params(seed=0):

@@ -31,6 +31,7 @@ INPUTS = {"x": (1, 1), "y": (1, 1)}
 WRT = ("W0", "W1", "W2", "W3", "W4", "W5", "b0", "b1", "b2", "b3", "b4", "b5")
 OUTPUTS = ()
 LOSS = "loss"
+ENTRY_POINTS = ("forward", "value_and_grad")
 
 
 def init_params(seed=0):

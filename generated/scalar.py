@@ -17,6 +17,7 @@ INPUTS = {"x": (1,), "y": (1,), "z": (1,)}
 WRT = ("wx", "wy", "wz")
 OUTPUTS = ()
 LOSS = "f"
+ENTRY_POINTS = ("forward", "value_and_grad")
 
 
 def init_params(seed=0):

@@ -17,6 +17,7 @@ INPUTS = {"X0": (2, 1)}
 WRT = ("W1", "beta1", "W2", "beta2", "X0", "X1")
 OUTPUTS = ()
 LOSS = "l"
+ENTRY_POINTS = ("forward", "value_and_grad")
 
 
 def init_params(seed=0):

@@ -148,6 +148,14 @@ REGRESSIONS: dict[str, dict[str, Any]] = {
         "nodes": ["m = p >= p", "loss = max(m) + max(m) + sum(p)"],
         "loss": "loss",
     },
+    # The oracle's own regression: a plain central difference is off by 1e-5
+    # relative here (slope ~4,600, third derivative ~1e11); Richardson is not.
+    "fast oscillation (the oracle's truncation error)": {
+        "inputs": [{"name": "x2", "shape": [1], "value": -1.771}],
+        "nodes": ["v3 = pow(square(x2) + 1.5, square(x2) + 1.3)", "v4 = sin(v3)"],
+        "loss": "v4",
+        "wrt": ["x2"],
+    },
     "negated mask": {
         "params": [{"name": "p", "shape": [3], "value": [0.5, 1.0, -1.0]}],
         "nodes": ["m = p > 0", "loss = sum(-m) + sum(p)"],

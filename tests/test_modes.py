@@ -63,3 +63,140 @@ def test_every_differentiable_op_is_covered():
         n for n, op in all_ops().items() if op.has(DIFFERENTIABLE) and op.samples
     }
     assert not [n for n, op in all_ops().items() if op.has(DIFFERENTIABLE) and not op.samples]
+
+
+# ------------------------------------------------------------------ jvp and hvp entry points
+
+from bpc.compiler.errors import BpcError  # noqa: E402
+from bpc.compiler.options import CompileOptions  # noqa: E402
+from bpc.compiler.pipeline import compile_file  # noqa: E402
+from bpc.runtime.check import example_arrays  # noqa: E402
+from bpc.runtime.loader import load_source  # noqa: E402
+
+from .conftest import EXAMPLES, ROOT  # noqa: E402
+
+MODES = CompileOptions(functions=("forward", "value_and_grad", "jvp", "hvp"))
+
+
+def _modes_module(spec):
+    import json
+
+    data = json.loads(spec.read_text())
+    sources = {d["name"] for d in data.get("inputs", []) + data.get("params", [])}
+    computed = [w for w in data.get("wrt") or [] if w not in sources]
+    if computed:  # hvp/jvp need wrt values that are arguments: a clear error
+        with pytest.raises(BpcError, match="need wrt values that are params or inputs"):
+            compile_file(spec.relative_to(ROOT), options=MODES)
+        pytest.skip(f"wrt {computed[0]} is computed")
+    c = compile_file(spec.relative_to(ROOT), options=MODES)
+    return c, load_source(c.source, c.name)
+
+
+@pytest.mark.parametrize("spec", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_jvp_is_the_gradient_along_the_tangent(spec):
+    """d_loss = <grad, t> (rel 1e-12); the loss and outputs equal forward's."""
+    c, m = _modes_module(spec)
+    assert m.ENTRY_POINTS == ("forward", "value_and_grad", "jvp", "hvp")
+    arrays = example_arrays(m, seed=3)
+    rng = np.random.default_rng(4)
+    t = {w: rng.standard_normal(np.shape(arrays[w])) for w in m.WRT}
+    loss, grads = m.value_and_grad(**arrays)
+    res = m.jvp(**arrays, tangents=t)
+    assert np.array_equal(res[0], loss)
+    dot = sum(float(np.sum(grads[w] * t[w])) for w in m.WRT)
+    assert abs(float(np.sum(res[1])) - dot) <= 1e-12 * max(1.0, abs(dot))
+    if m.OUTPUTS:  # outputs' tangents against central differences
+        h = 1e-6
+        _, up = m.forward(**{**arrays, **{w: arrays[w] + h * t[w] for w in m.WRT}})
+        _, down = m.forward(**{**arrays, **{w: arrays[w] - h * t[w] for w in m.WRT}})
+        for k in m.OUTPUTS:
+            fd = (up[k] - down[k]) / (2 * h)
+            assert np.max(np.abs(res[2][k] - fd)) <= 1e-6 * max(1.0, float(np.max(np.abs(fd)))), k
+
+
+@pytest.mark.parametrize("spec", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_hvp_matches_differences_of_the_gradient(spec):
+    """hvp against central differences of value_and_grad along v (float64,
+    h = 1e-7, rel 1e-6), and its gradients equal value_and_grad's. (The step
+    is small so that it rarely crosses a relu kink: at h = 1e-5 the 784-256
+    layer of mnist_mlp does, and differences of the gradient jump.)"""
+    c, m = _modes_module(spec)
+    arrays = example_arrays(m, seed=5)
+    rng = np.random.default_rng(6)
+    v = {w: rng.standard_normal(np.shape(arrays[w])) for w in m.WRT}
+    loss, grads = m.value_and_grad(**arrays)
+    l2, g2, hv = m.hvp(**arrays, vectors=v)
+    assert np.array_equal(l2, loss) and all(np.array_equal(g2[w], grads[w]) for w in m.WRT)
+    h = 1e-7
+    _, gp = m.value_and_grad(**{**arrays, **{w: arrays[w] + h * v[w] for w in m.WRT}})
+    _, gm = m.value_and_grad(**{**arrays, **{w: arrays[w] - h * v[w] for w in m.WRT}})
+    scale = max(1.0, max(float(np.max(np.abs((gp[w] - gm[w]) / (2 * h)))) for w in m.WRT))
+    for w in m.WRT:
+        fd = (gp[w] - gm[w]) / (2 * h)
+        assert np.shape(hv[w]) == np.shape(arrays[w])
+        assert np.max(np.abs(hv[w] - fd)) <= 1e-6 * scale, w
+
+
+def test_hessian_vector_products_are_symmetric():
+    """<u, H v> = <v, H u>: a check on hvp that needs no step size."""
+    c, m = _modes_module(ROOT / "examples" / "mlp_2_10_10_1.json")
+    arrays = example_arrays(m, seed=1)
+    rng = np.random.default_rng(2)
+    u = {w: rng.standard_normal(np.shape(arrays[w])) for w in m.WRT}
+    v = {w: rng.standard_normal(np.shape(arrays[w])) for w in m.WRT}
+    hu, hv = m.hvp(**arrays, vectors=u)[2], m.hvp(**arrays, vectors=v)[2]
+    a = sum(float(np.sum(u[w] * hv[w])) for w in m.WRT)
+    b = sum(float(np.sum(v[w] * hu[w])) for w in m.WRT)
+    assert abs(a - b) <= 1e-12 * max(1.0, abs(a))
+
+
+def test_emit_in_the_spec_and_on_the_command_line(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from bpc.cli.main import app
+
+    spec = json.loads((ROOT / "examples" / "neuron.json").read_text())
+    spec["emit"] = ["value_and_grad", "jvp"]
+    p = tmp_path / "neuron.json"
+    p.write_text(json.dumps(spec))
+    m = load_source(compile_file(p).source, "neuron")
+    assert m.ENTRY_POINTS == ("forward", "value_and_grad", "jvp")
+    r = CliRunner().invoke(app, ["compile", str(p), "--emit", "hvp", "-o", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    m = load_source((tmp_path / "out" / "neuron.py").read_text(), "n2")
+    assert m.ENTRY_POINTS == ("forward", "hvp")  # the command line wins
+    r = CliRunner().invoke(app, ["compile", str(p), "--emit", "hessian", "-o", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "--emit: unknown function 'hessian'" in r.output
+
+
+@pytest.mark.parametrize("stage", ["joint", "optimized"])
+def test_dumps_keep_the_entry_points(stage):
+    import json
+
+    from bpc.compiler import printing
+    from bpc.compiler.pipeline import compile_graph
+
+    c = compile_file("examples/mlp_2_10_10_1.json", options=MODES)
+    data = json.loads(printing.dump(c.stage(stage), "json", stage))
+    again, st = printing.from_json(data)
+    assert compile_graph(again, st).source == c.source
+    data["graph"]["entries"][2][2] = ["nothing"]  # jvp takes a group no input has
+    with pytest.raises(BpcError, match="takes 'nothing'"):
+        printing.from_json(data)
+
+
+def test_a_value_named_like_the_dict_argument_is_a_clear_error():
+    import json
+
+    spec = {
+        "inputs": [{"name": "tangents", "shape": [2]}],
+        "params": [{"name": "w", "shape": [2]}],
+        "nodes": ["loss = sum(w * tangents)"],
+        "loss": "loss",
+    }
+    with pytest.raises(BpcError, match="dict argument 'tangents'"):
+        from bpc.compiler.pipeline import compile_text
+
+        compile_text(json.dumps(spec), options=CompileOptions(functions=("jvp",)))

@@ -197,7 +197,7 @@ def test_hostile_text_reaches_code_only_as_inert_text(tmp_path):
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == (
-        "[] ['DIMS', 'INPUTS', 'LOSS', 'OUTPUTS', 'PARAMS', 'WRT', '_self_check', 'example_inputs', "
+        "[] ['DIMS', 'ENTRY_POINTS', 'INPUTS', 'LOSS', 'OUTPUTS', 'PARAMS', 'WRT', '_self_check', 'example_inputs', "
         "'forward', 'init_params', 'np', 'value_and_grad']"
     ).replace("'DIMS', ", "")
     import os
