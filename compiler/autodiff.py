@@ -110,6 +110,9 @@ def differentiate(fwd: Program, strict: bool = False) -> Program:
     with g.context(phase=BACKWARD, origin=loss, source=g.data(loss)["source"]):
         seed = g.add("const", [], {"value": 1.0, "shape": g.shape(loss)}, hint="seed")
     grads = _vjp(g, [loss], [seed], list(fwd.wrt))
+    # Gradients are labelled by the names the user sees (a temporary's
+    # printed name when a spec asks for one, as bpc explain does).
+    printed = fwd.graph.names() if any(g.data(w)["hint"] != w for w in fwd.wrt) else {}
     for i, (w, gw) in enumerate(zip(fwd.wrt, grads)):
         if gw is None and strict:
             raise GraphError(
@@ -124,7 +127,7 @@ def differentiate(fwd: Program, strict: bool = False) -> Program:
                     gw = g.add("const", [], {"value": 0.0, "shape": g.shape(w)}, hint=hint, named=True)
                 else:
                     gw = g.add("zeros_like", [w], hint=hint, named=True)
-        g.set_result(f"grads.{w}", gw)
+        g.set_result(f"grads.{printed.get(w, w)}", gw)
     if seed in g and not g.nx.out_degree(seed) and seed not in g.roots():
         g.remove(seed)
     return fwd.but(graph=g, entries=gradient_entries(g))

@@ -291,7 +291,7 @@ class _Emitter:
                     if text:
                         lines.append(f"# {s.source}: {_comment_text(text)}")
                     source, rule = s.source, None
-                origin = g.data(s.target)["origin"] if s.target in g else None
+                origin = g.origin(s.target) if s.target in g else None
                 if origin in g and g.op(origin) not in SOURCES:
                     op = get_op(g.op(origin))
                     words = tangent_text(op)
@@ -310,7 +310,7 @@ class _Emitter:
                     if text:
                         lines.append(f"# {s.source}: {_comment_text(text)}")
                     source, rule = s.source, None
-                origin = g.data(s.target)["origin"] if s.target in g else None
+                origin = g.origin(s.target) if s.target in g else None
                 if origin in g and g.op(origin) not in SOURCES:
                     op = get_op(g.op(origin))
                     text = f"#   {_comment_text(op.name + ': ' + op.derivative)}" if op.derivative else None
@@ -523,7 +523,7 @@ def generate(p: Program, opts: CodegenOptions | None = None) -> str:
     consts = [
         table("PARAMS", g.params),
         table("INPUTS", g.inputs),
-        tuple_of("WRT", list(p.wrt)),
+        tuple_of("WRT", list(g.grads) if g.grads else [names[w] for w in p.wrt]),
         tuple_of("OUTPUTS", list(g.outputs)),
         f"LOSS = {json.dumps(names[g.loss])}",
         tuple_of("ENTRY_POINTS", [e.name for e in p.entries]),

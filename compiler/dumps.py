@@ -23,6 +23,7 @@ failure is a SpecError too.
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (
@@ -107,8 +108,29 @@ Text = Annotated[StrictStr, Field(max_length=MAX_TEXT), AfterValidator(_encodabl
 Line = Annotated[StrictStr, Field(max_length=MAX_LINE), AfterValidator(_one_line)]
 Key = Annotated[StrictStr, Field(max_length=MAX_LINE), AfterValidator(_encodable)]
 ShapeEntry = Annotated[Any, PlainValidator(_shape_entry)]
-# Prefix/suffix of a derived name hint ("g_", "_f"): identifier characters.
-Affix = Annotated[StrictStr, Field(max_length=16, pattern=r"^[A-Za-z0-9_]*$")]
+_HINT_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*", re.ASCII)
+_AFFIX_RE = re.compile(r"[A-Za-z0-9_]{0,16}", re.ASCII)
+
+
+def _hint(v: Any) -> Any:
+    """A name hint: identifier characters (a builtin's name such as "sum" is
+    fine: printed names get a trailing "_"), or [prefix, node id, suffix,
+    fallback] with short identifier-character affixes."""
+    if isinstance(v, str):
+        if len(v) > MAX_NODE_ID_LENGTH or not _HINT_RE.fullmatch(v):
+            raise ValueError(f"expected a hint of at most {MAX_NODE_ID_LENGTH} letters, digits and '_'")
+        return v
+    if isinstance(v, (list, tuple)) and len(v) == 4 and all(isinstance(x, str) or (i == 1 and x is None) for i, x in enumerate(v)):
+        prefix, of, suffix, fallback = v
+        if not (_AFFIX_RE.fullmatch(prefix) and _AFFIX_RE.fullmatch(suffix)):
+            raise ValueError("expected a prefix and a suffix of at most 16 letters, digits and '_'")
+        if of is not None:
+            _node_id(of)
+        return (prefix, of, suffix, _hint(fallback))
+    raise ValueError("expected a hint: a name, or [prefix, node id, suffix, fallback name]")
+
+
+Hint = Annotated[Any, PlainValidator(_hint)]
 
 
 def _int(lo: int, hi: int):
@@ -139,7 +161,7 @@ class DumpNode(_Model):
     origin: Optional[Line]
     named: StrictBool
     # The name hint (see compiler.ir): absent when it is the id itself.
-    hint: Optional[Union[NodeId, tuple[Affix, NodeId, Affix, NodeId]]] = None
+    hint: Optional[Hint] = None
     seq: _int(0, MAX_SEQ)
     accum: StrictBool = False
 
@@ -265,6 +287,10 @@ def check(d: Dump) -> dict[str, dict]:
             listed[name] = where
             if name not in index or d.nodes[index[name]].op != op:
                 raise SpecError(f"'{name}' is not a node with op '{op}'", where)
+            n = d.nodes[index[name]]
+            if not n.named or (n.hint is not None and n.hint != n.id):
+                # arguments are printed by their ids: their hint cannot differ
+                raise SpecError(f"{op} '{name}' must be named by its id", _where("nodes", index[name]))
             if op == "param" and not all(isinstance(x, int) for x in d.nodes[index[name]].shape):
                 raise SpecError("params need fixed sizes (no symbolic dims)", where)
     extra = set()
@@ -328,7 +354,8 @@ def check(d: Dump) -> dict[str, dict]:
         if name in wrt:
             raise SpecError(f"'{name}' is listed twice", _where("graph", "wrt", i))
         wrt.add(name)
-        node(name, "graph", "wrt", i)
+        if gd.stage == "forward":  # (later stages: the names of the gradients)
+            node(name, "graph", "wrt", i)
     if gd.stage == "forward":
         if gd.grads:
             raise SpecError("a forward-stage dump has no gradients", "graph.grads")
@@ -379,7 +406,7 @@ def check(d: Dump) -> dict[str, dict]:
         if n.seq in seqs:
             raise SpecError(f"seq {n.seq} is also the seq of nodes[{seqs[n.seq]}]", _where("nodes", i, "seq"))
         seqs[n.seq] = i
-        if isinstance(n.hint, tuple) and n.hint[1] not in index:
+        if isinstance(n.hint, tuple) and n.hint[1] is not None and n.hint[1] not in index:
             raise SpecError(f"no node '{n.hint[1]}'", _where("nodes", i, "hint", 1))
     return attrs
 

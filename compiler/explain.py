@@ -223,11 +223,16 @@ def explain(
         taken.add(name)
         return name
 
-    if wrt not in fwd:
-        raise GraphError(f"unknown name '{wrt}'", "--wrt")
+    if wrt not in fwd or fwd.data(wrt)["hint"] != wrt:
+        by_printed = {v: k for k, v in printed.items()}
+        if wrt not in by_printed:
+            raise GraphError(f"unknown name '{wrt}'", "--wrt")
+        shown, wrt = wrt, by_printed[wrt]
+    else:
+        shown = wrt
     loss = fwd.loss
     if wrt not in fwd.ancestors([loss]):
-        raise GraphError(f"the loss '{printed[loss]}' does not depend on '{wrt}'", "--wrt")
+        raise GraphError(f"the loss '{printed[loss]}' does not depend on '{shown}'", "--wrt")
     h = nx.MultiDiGraph()
     active = fwd.ancestors([loss]) & fwd.descendants([wrt])
     for u, v, k, pos in fwd.nx.edges(keys=True, data="pos"):
@@ -294,4 +299,4 @@ def explain(
             budget -= len(steps) - 1
             continue
         dead += 1
-    return Explanation(printed[loss], wrt, paths, total, zero_paths=dead)
+    return Explanation(printed[loss], shown, paths, total, zero_paths=dead)

@@ -50,6 +50,7 @@ from .errors import GraphError, ShapeError
 from .ops.registry import DTYPES
 
 MAX_ELEMENTS = 100_000_000  # per value (static dims): a spec cannot ask for more
+MAX_PRINTED = 200  # characters of a printed name before its _<k> suffix
 
 FORWARD = "forward"
 BACKWARD = "backward"
@@ -108,6 +109,10 @@ class Graph:
         # passed as a dict argument named by the label's group.
         self.extra_inputs: dict[str, str] = {}
         self._at: dict[str, list[str]] = {}  # node -> labels naming it
+        # A node a pass merged into an equal one (cse): old id -> the one kept,
+        # so that origins (which forward node a derivative came from) still
+        # resolve after the merge.
+        self._alias: dict[str, str] = {}
         self._seq = 0
         self._ctx = _Context()
 
@@ -231,7 +236,8 @@ class Graph:
         """Every node's printed name: a Python identifier, unique in the graph.
 
         User names (named nodes whose hint is a plain string: spec and dump
-        names) are kept exactly. Every other node gets its hint, or the hint
+        names, and the names passes move onto the values that replace them)
+        are kept exactly, first come first served. Every other node gets its hint, or the hint
         with the first free ``_2``, ``_3``... suffix, in creation order; a hint
         ``(prefix, node, suffix, fallback)`` is that node's printed name
         between ``prefix`` and ``suffix`` (``fallback`` once the node is gone). Names depend only on the nodes,
@@ -241,21 +247,30 @@ class Graph:
         out: dict[str, str] = {}
         taken: set[str] = set()
         rest = []
+        claims = []
         for n, d in G.nodes(data=True):
             h = d["hint"]
-            if d["named"] and isinstance(h, str) and n == h:
-                out[n] = h
-                taken.add(h)
+            if d["named"] and isinstance(h, str):
+                claims.append((d["seq"], n))
             else:
                 rest.append((d["seq"], n))
+        claims.sort()
+        for seq, n in claims:  # user names (kept exactly unless two want one)
+            h = _identifier(G.nodes[n]["hint"][:MAX_PRINTED])
+            if h in taken:
+                rest.append((seq, n))
+            else:
+                out[n] = h
+                taken.add(h)
         rest.sort()
         counters: dict[str, int] = {}
         for _, n in rest:
             h = G.nodes[n]["hint"]
             if not isinstance(h, str):
                 prefix, of, suffix, fallback = h
+                of = self.resolve(of)
                 h = prefix + out[of] + suffix if of in out else fallback
-            base = _identifier(h)
+            base = _identifier(h[:MAX_PRINTED])
             name = base
             if name in taken:
                 k = counters.get(base, 2)
@@ -420,6 +435,22 @@ class Graph:
     def remove(self, name: str) -> None:
         self.nx.remove_node(name)
 
+    def merged(self, old: str, into: str) -> None:
+        """Record that ``old`` (removed) computed the same value as ``into``."""
+        self._alias[old] = into
+
+    def origin(self, n: str) -> str | None:
+        """The forward node whose rule made ``n``, following merges; None
+        when that node is gone (a pass replaced it by a different one)."""
+        return self.resolve(self.nx.nodes[n]["origin"])
+
+    def resolve(self, o: str | None) -> str | None:
+        """``o``, or the node it was merged into; None when it is gone."""
+        seen = 0
+        while o is not None and o not in self.nx and o in self._alias and seen < 64:
+            o, seen = self._alias[o], seen + 1
+        return o if o in self.nx else None
+
     def copy(self) -> "Graph":
         g = copy.copy(self)
         g.nx = self.nx.copy()
@@ -427,6 +458,7 @@ class Graph:
         g.results = dict(self.results)
         g.extra_inputs = dict(self.extra_inputs)
         g._at = {n: list(ls) for n, ls in self._at.items()}
+        g._alias = dict(self._alias)
         g._ctx = _Context()
         return g
 

@@ -299,19 +299,28 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
     if not wrt:
         raise SpecError("nothing to differentiate: no params and no 'wrt'", "wrt")
     seen: set[str] = set()
-    for i, w in enumerate(wrt):
+    ids: list[str] = []
+    by_printed: dict[str, str] | None = None
+    for i, name in enumerate(wrt):
         where = path("wrt", i)
-        check_name(w, where)
+        check_name(name, where)
+        w = name
         if w not in g:
-            raise SpecError(f"unknown name '{w}'", where)
+            # A value the compiler made, by the name bpc ir prints for it.
+            if by_printed is None:
+                by_printed = {v: k for k, v in g.names().items() if k not in declared}
+            if w not in by_printed:
+                raise SpecError(f"unknown name '{w}'", where)
+            w = by_printed[w]
         if w in seen:
-            raise SpecError(f"'{w}' is listed twice", where)
+            raise SpecError(f"'{name}' is listed twice", where)
         if not is_float(g.dtype(w)):
-            raise GraphError(f"'{w}' is {_kind(g.dtype(w))}: it has no gradient", where)
+            raise GraphError(f"'{name}' is {_kind(g.dtype(w))}: it has no gradient", where)
         if w not in depends:
-            raise GraphError(f"the loss '{loss}' does not depend on '{w}'", where)
+            raise GraphError(f"the loss '{loss}' does not depend on '{name}'", where)
         seen.add(w)
-    return Program(g, info, tuple(wrt), (forward_entry(g),))
+        ids.append(w)
+    return Program(g, info, tuple(ids), (forward_entry(g),))
 
 
 def _kind(dtype: str) -> str:

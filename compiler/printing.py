@@ -61,8 +61,9 @@ def text(p: Program) -> str:
         eq = f"    {names[n]}:{_type(g, n)} = {d['op']}{_attr_text(d['attrs'])}"
         eq = f"{eq} {args}" if args else eq
         note = d["source"] or ""
-        if d["phase"] == BACKWARD and d["origin"]:
-            note = f"{note} (d {names.get(d['origin'], d['origin'])})".strip()
+        origin = g.origin(n)
+        if d["phase"] == BACKWARD and origin is not None:
+            note = f"{note} (d {names[origin]})".strip()
         rows.append((eq, note))
     width = max((len(r[0]) for r in rows if r[1]), default=0)
     for eq, note in rows:
@@ -71,7 +72,7 @@ def text(p: Program) -> str:
     if g.grads:
         outs.append("grads={" + ", ".join(f"{w}: {names[n]}" for w, n in g.grads.items()) + "}")
     elif p.wrt:
-        outs.append("wrt=(" + ", ".join(p.wrt) + ")")
+        outs.append("wrt=(" + ", ".join(names[w] for w in p.wrt) + ")")
     lines.append(f"  in ({', '.join(outs)}) }}")
     return "\n".join(lines) + "\n"
 
@@ -98,7 +99,8 @@ def to_json(p: Program, stage: str = "forward") -> dict:
         hint = d["hint"]
         if not isinstance(hint, str):
             prefix, of, suffix, fallback = hint
-            hint = [prefix, names.get(of, fallback), suffix, fallback] if of in names else fallback
+            of = g.resolve(of)
+            hint = [prefix, names[of] if of is not None else None, suffix, fallback]
         h.add_node(
             names[n],
             op=d["op"],
@@ -107,7 +109,7 @@ def to_json(p: Program, stage: str = "forward") -> dict:
             attrs={k: _jsonable(v) for k, v in d["attrs"].items()},
             phase=d["phase"],
             source=d["source"],
-            origin=names.get(d["origin"], d["origin"]),
+            origin=names.get(g.origin(n)) if d["origin"] is not None else None,
             named=d["named"],
             seq=d["seq"],
             **({"hint": hint} if hint != names[n] else {}),
@@ -133,7 +135,7 @@ def to_json(p: Program, stage: str = "forward") -> dict:
         "loss": names[g.loss],
         # ordered maps as pairs: dumps sort object keys, and order is meaningful
         "outputs": [[k, names[v]] for k, v in g.outputs.items()],
-        "wrt": list(p.wrt),
+        "wrt": wrt_labels(p),
         "grads": [[k, names[v]] for k, v in g.grads.items()],
         "values": {k: v.tolist() for k, v in m.values.items()},
         "inits": {k: v.model_dump() for k, v in m.inits.items()},
@@ -148,6 +150,15 @@ def to_json(p: Program, stage: str = "forward") -> dict:
         "results": [[k, names[v]] for k, v in g.results.items() if k != "loss" and not k.startswith(("outputs.", "grads."))],
     }
     return data
+
+
+def wrt_labels(p: Program) -> list[str]:
+    """The names of the wrt values: the gradient labels once there are
+    gradients, else the forward graph's printed names."""
+    if p.graph.grads:
+        return list(p.graph.grads)
+    names = p.graph.names()
+    return [names[w] for w in p.wrt]
 
 
 def is_ir_dump(data: Any) -> bool:

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from bpc.cli.main import app
 from bpc.compiler import printing
+from bpc.compiler.errors import SpecError
 from bpc.compiler.pipeline import STAGES, compile_file
 
 from .conftest import EXAMPLES, ROOT
@@ -348,3 +349,76 @@ def test_explain_refuses_a_dump(tmp_path):
     p.write_text(json.dumps(_dump("joint")))
     r = runner.invoke(app, ["explain", str(p), "--wrt", "We1"])
     assert r.exit_code == 2 and r.output.strip().endswith("explain takes a spec, not an IR dump")
+
+
+# ------------------------------------------------------------------ names (review of the id/name split)
+
+NAME_CASES = {
+    # cse merges the spec's a_sum into an earlier temporary: the user's name stays
+    "merged_loss": {
+        "inputs": [{"name": "x", "shape": [3]}],
+        "params": [{"name": "p", "shape": [3]}],
+        "nodes": ["a = sum(x * p) + sum(p * p)", "a_sum = sum(p * p)"],
+        "loss": "a_sum",
+        "outputs": ["a"],
+    },
+    # a_exp is the user's q * p, never the exp temporary of a
+    "user_name_like_a_temporary": {
+        "inputs": [{"name": "x", "shape": [3]}],
+        "params": [{"name": "p", "shape": [3]}, {"name": "q", "shape": [3]}],
+        "nodes": ["a = sum(exp(x * p)) + sum(q * p)", "a_exp = q * p", "l = a * sum(a_exp * a_exp)"],
+        "loss": "l",
+    },
+    # temporaries hinted by builtin op names (sum, max) round-trip
+    "builtin_hints": {
+        "inputs": [{"name": "x", "shape": [3]}],
+        "params": [{"name": "w", "shape": [3]}],
+        "nodes": ["l = max(x * w)"],
+        "loss": "l",
+    },
+    # a wrt value cse merges away in the optimized stage
+    "merged_wrt": {
+        "inputs": [{"name": "x", "shape": [2]}],
+        "params": [{"name": "y", "shape": [2]}],
+        "nodes": ["a = x * y", "b = x * y", "l = sum(a * b)"],
+        "loss": "l",
+        "outputs": ["b"],
+        "wrt": ["y", "b"],
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(NAME_CASES), ids=list(NAME_CASES))
+def test_user_names_survive_passes_and_every_dump_round_trips(case, tmp_path):
+    from bpc.compiler.pipeline import compile_graph
+
+    spec = tmp_path / f"{case}.json"
+    spec.write_text(json.dumps(NAME_CASES[case]))
+    c = compile_file(spec)
+    if case == "merged_loss":
+        assert 'LOSS = "a_sum"' in c.source
+    if case == "user_name_like_a_temporary":
+        assert "    a_exp = q * p\n" in c.source
+    for stage in STAGES:
+        again, st = printing.from_json(json.loads(printing.dump(c.stage(stage), "json", stage)))
+        assert compile_graph(again, st).source == c.source, stage
+
+
+def test_an_argument_hint_cannot_differ_from_its_name(tmp_path):
+    c = compile_file(ROOT / "examples" / "neuron.json")
+    data = json.loads(printing.dump(c.stage("joint"), "json", "joint"))
+    for n in data["nodes"]:
+        if n["id"] == "W1":
+            n["hint"] = "b1"
+    with pytest.raises(SpecError, match="param 'W1' must be named by its id"):
+        printing.from_json(data)
+
+
+def test_printed_names_are_bounded_even_for_chained_hints():
+    from bpc.compiler.ir import MAX_PRINTED, Graph
+
+    g = Graph()
+    prev = g.add("input", [], {"shape": (2,)}, name="x", named=True)
+    for _ in range(300):
+        prev = g.add("tanh", [prev], hint=("A" * 16, prev, "B" * 16, "f"), named=True)
+    assert max(len(v) for v in g.names().values()) <= MAX_PRINTED + 8

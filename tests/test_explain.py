@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -9,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from bpc.cli.main import app
-from bpc.compiler.pipeline import compile_file
+from bpc.compiler.explain import explain
+from bpc.compiler.pipeline import compile_file, compile_text
 from bpc.runtime import interpreter
 from bpc.runtime.check import example_arrays
 from bpc.runtime.loader import load_source
@@ -82,3 +84,16 @@ def test_explain_product_rule_gives_two_paths():
 def test_explain_errors():
     r = runner.invoke(app, ["explain", "examples/scalar.json", "--wrt", "nope"])
     assert r.exit_code == 2 and "error: wrt[0]: unknown name 'nope'" in r.output
+
+
+def test_explain_takes_the_printed_name_of_a_temporary():
+    spec = {
+        "inputs": [{"name": "x", "shape": [3]}],
+        "params": [{"name": "p", "shape": [3]}, {"name": "q", "shape": [3]}],
+        "nodes": ["a = sum(exp(x * p)) + sum(q * p)", "l = a * a"],
+        "loss": "l",
+    }
+    c = compile_text(json.dumps(spec))
+    assert "a_mul" in c.forward.graph.names().values()
+    e = explain(c.forward, "a_mul")
+    assert e.wrt == "a_mul" and "%" not in e.text()

@@ -55,6 +55,7 @@ def cse(g: Graph) -> bool:
             if g.data(n)["phase"] == g.data(keep)["phase"]:
                 _take_name(g, n, keep)
             g.remove(n)
+            g.merged(n, keep)
             changed = True
         else:
             seen[k] = n
