@@ -210,8 +210,14 @@ def run_workload(w: Workload, rounds: int, budget: float, with_peers: bool = Fal
     assert np.allclose(gl, hl, rtol=1e-10), (w.key, gl, hl)
     for k in hg:
         assert np.allclose(gg[k], hg[k], rtol=1e-8, atol=1e-12), (w.key, k)
+    # Second order: the same spec with hvp and jvp (forward over reverse).
+    spec2 = {**w.spec(), "emit": ["value_and_grad", "jvp", "hvp"]}
+    m2 = load_source(compile_text(json.dumps(spec2), name=f"benchmarks:{w.key}").source, w.key + "_2")
+    vecs = {k: np.random.default_rng(2).standard_normal(np.shape(v)) for k, v in params.items()}
     fns = {
         "bpc": lambda: m.value_and_grad(**params, x=x, y=y),
+        "bpc hvp": lambda: m2.hvp(**params, x=x, y=y, vectors=vecs),
+        "bpc jvp": lambda: m2.jvp(**params, x=x, y=y, tangents=vecs),
         "hand": lambda: handwritten.mlp_value_and_grad(params, x, y, w.depth, w.act, w.loss, w.layout),
         "bpc fwd": lambda: m.forward(**params, x=x, y=y),
         "hand fwd": lambda: handwritten.mlp_forward(params, x, y, w.depth, w.act, w.loss, w.layout),
@@ -232,6 +238,8 @@ def run_workload(w: Workload, rounds: int, budget: float, with_peers: bool = Fal
     med = {k: statistics.median(v) for k, v in t.items()}
     ratio = statistics.median(a / b for a, b in zip(t["bpc"], t["hand"]))
     fb = statistics.median(a / b for a, b in zip(t["bpc"], t["bpc fwd"]))
+    hvp_ratio = statistics.median(a / b for a, b in zip(t["bpc hvp"], t["bpc"]))
+    jvp_ratio = statistics.median(a / b for a, b in zip(t["bpc jvp"], t["bpc fwd"]))
     mem_bpc = peak_bytes(fns["bpc"])
     mem_hand = peak_bytes(fns["hand"])
     flops = 0
@@ -246,6 +254,8 @@ def run_workload(w: Workload, rounds: int, budget: float, with_peers: bool = Fal
         "times": med,
         "ratio": ratio,
         "fwd_bwd_over_fwd": fb,
+        "hvp_over_grad": hvp_ratio,
+        "jvp_over_fwd": jvp_ratio,
         "mem_bpc": mem_bpc,
         "mem_hand": mem_hand,
         "mem_ratio": mem_bpc / max(mem_hand, 1),
@@ -313,7 +323,7 @@ def main(argv=None) -> int:
         print(f"| {r['key']}: {r['title']} | {fmt_t(t['bpc'])} | {fmt_t(t['hand'])} | {r['ratio']:.2f} | "
               f"{r['fwd_bwd_over_fwd']:.2f} | {r['mem_bpc'] / 1e6:.2f} MB | {r['mem_hand'] / 1e6:.2f} MB | "
               f"{r['mem_ratio']:.2f} | {r['gflops']:.1f} ({r['matmul_share']:.0%} of matmul) |")
-    own = {"bpc", "hand", "bpc fwd", "hand fwd", "bpc (peer phase)", "matmul 1024"}
+    own = {"bpc", "hand", "bpc fwd", "hand fwd", "bpc (peer phase)", "matmul 1024", "bpc hvp", "bpc jvp"}
     peer_keys = sorted({k for r in results for k in r["times"]} - own)
     if peer_keys:
         print("\nPeers, timed in a second phase together with bpc (column 'bpc'):\n")
@@ -322,6 +332,14 @@ def main(argv=None) -> int:
         for r in results:
             cells = [fmt_t(r["times"][k]) if k in r["times"] else "-" for k in peer_keys]
             print(f"| {r['key']} | {fmt_t(r['times']['bpc (peer phase)'])} | " + " | ".join(cells) + " |")
+    print("\nDerivative modes (same rounds): hvp is forward over reverse, one tangent pass through")
+    print("value_and_grad; the cheap-gradient bound says a small constant (about 2-4) times a gradient.\n")
+    print("| workload | value_and_grad | hvp | hvp / grad | jvp | jvp / forward |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in results:
+        t = r["times"]
+        print(f"| {r['key']} | {fmt_t(t['bpc'])} | {fmt_t(t['bpc hvp'])} | {r['hvp_over_grad']:.2f} | "
+              f"{fmt_t(t['bpc jvp'])} | {r['jvp_over_fwd']:.2f} |")
     notes = sorted({n for r in results for n in r["notes"]})
     for n in notes:
         print(f"\n- {n}")

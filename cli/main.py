@@ -190,6 +190,10 @@ def _print_check(result, as_json: bool) -> None:
         f"loss = {result.loss:.10g}; generated code vs reference interpreter: "
         f"max diff {result.interpreter_max_diff:.1e}"
     )
+    if result.culprit is not None:
+        console.print(result.culprit.text(), markup=False, highlight=False)
+    elif not result.passed:
+        console.print("every node's derivative rule agrees with differences of its own implementation")
     console.print("[green]PASSED[/green]" if result.passed else "[red]FAILED[/red]")
 
 
@@ -224,7 +228,7 @@ def _static_size(shape, dims) -> int:
 
 
 def _check(
-    c: Compiled, seed: Optional[int], as_json: bool, dims: dict | None = None, samples: int = 256
+    c: Compiled, seed: Optional[int], as_json: bool, dims: dict | None = None, samples: int = 256, order: int = 1
 ) -> bool:
     from ..runtime.check import check_compiled
 
@@ -244,7 +248,7 @@ def _check(
     max_elements = samples or None
     checked = sum(min(n, samples) if samples else n for n in sizes)
     if as_json or checked < 2000:
-        result = check_compiled(c, seed=seed, dims=dims, max_elements=max_elements)
+        result = check_compiled(c, seed=seed, dims=dims, max_elements=max_elements, order=order)
     else:
         from rich.progress import Progress
 
@@ -258,7 +262,7 @@ def _check(
                 seen.append(name)
                 bar.update(task, description=f"finite differences: {name}")
 
-            result = check_compiled(c, seed=seed, dims=dims, progress=step, max_elements=max_elements)
+            result = check_compiled(c, seed=seed, dims=dims, progress=step, max_elements=max_elements, order=order)
     _print_check(result, as_json)
     return result.passed
 
@@ -317,6 +321,7 @@ def check(
     name: Optional[str] = typer.Option(None, "--name", help=NAME_HELP),
     dtype: DType = typer.Option(DType.float64, "--dtype", help=DTYPE_HELP),
     emit: Optional[str] = typer.Option(None, "--emit", help=EMIT_HELP),
+    order: int = typer.Option(1, "--order", min=1, max=2, help="2: also check hvp (against differences of the gradient) and jvp (dot-product test)"),
 ) -> None:
     """Compile SPEC in memory, run it, compare gradients with finite differences.
 
@@ -326,7 +331,11 @@ def check(
     """
     dims = _parse_dims(dim)
     c = _compile(spec, O0, name=name, dtype=dtype.value, emit=emit)
-    if not _check(c, seed, as_json, dims, samples):
+    try:
+        passed = _check(c, seed, as_json, dims, samples, order)
+    except BpcError as e:
+        fail(e)
+    if not passed:
         raise typer.Exit(1)
 
 

@@ -192,6 +192,34 @@ def _self_check(seed=0, step=1e-6, samples=200):
         rel = err / max(size, 1e-12)
         verdict = "ok" if passed else "FAIL"
         print(f"{name:>12}  max abs error {err:.2e}  rel {rel:.2e}  {verdict}")
+    # Forward mode and second order, when the module has them (ENTRY_POINTS).
+    direction = {
+        n: rng.standard_normal(np.shape(arrays[n])) for n in WRT if n in arrays
+    }
+    if "jvp" in ENTRY_POINTS and len(direction) == len(WRT):
+        d_loss = float(np.sum(jvp(**arrays, tangents=direction)[1]))
+        dot = sum(float(np.sum(grads[name] * direction[name])) for name in WRT)
+        err = abs(d_loss - dot)
+        passed = err <= 1e-10 * max(1.0, abs(dot))
+        ok = ok and passed
+        verdict = "ok" if passed else "FAIL"
+        print(f"{'jvp':>12}  d_loss vs <grads, t>: abs error {err:.2e}  {verdict}")
+    if "hvp" in ENTRY_POINTS and len(direction) == len(WRT):
+        hv = hvp(**arrays, vectors=direction)[2]
+        h = step * 0.1
+        plus = {n: arrays[n] + h * direction[n] for n in WRT}
+        minus = {n: arrays[n] - h * direction[n] for n in WRT}
+        up = value_and_grad(**{**arrays, **plus})[1]
+        down = value_and_grad(**{**arrays, **minus})[1]
+        gscale = max([1.0] + [float(np.max(np.abs(grads[n]))) for n in WRT])
+        for name in WRT:
+            numeric = (np.asarray(up[name], dtype=np.float64) - down[name]) / (2.0 * h)
+            analytic = np.asarray(hv[name], dtype=np.float64)
+            err = float(np.max(np.abs(analytic - numeric)))
+            passed = err <= 1e-5 * max(float(np.max(np.abs(numeric))), gscale)
+            ok = ok and passed
+            verdict = "ok" if passed else "FAIL"
+            print(f"{'hvp ' + name:>12}  max abs error {err:.2e}  {verdict}")
     print("gradients match finite differences" if ok else "GRADIENT MISMATCH")
     return ok
 

@@ -12,6 +12,7 @@ from ..compiler.pipeline import Compiled
 from . import interpreter
 from .gradcheck import ATOL, RTOL, TensorCheck, check_module, compare
 from .loader import load_source
+from .localise import Culprit, localise
 
 
 @dataclass
@@ -20,6 +21,7 @@ class CheckResult:
     loss: float
     tensors: list[TensorCheck]
     interpreter_max_diff: float  # generated code vs reference interpreter
+    culprit: Culprit | None = None  # when a gradient is off: the first node whose rule is
     passed: bool = field(init=False)
 
     def __post_init__(self):
@@ -36,6 +38,7 @@ class CheckResult:
             "passed": self.passed,
             "interpreter_max_diff": self.interpreter_max_diff,
             "tensors": [t.as_dict() for t in self.tensors],
+            "culprit": self.culprit.as_dict() if self.culprit else None,
         }
 
 
@@ -54,9 +57,23 @@ def check_compiled(
     atol: float = ATOL,
     progress: Callable[[str], None] | None = None,
     max_elements: int | None = 256,
+    order: int = 1,
 ) -> CheckResult:
+    """Gradients of ``c`` against central differences; with ``order=2`` also
+    its ``hvp`` against differences of the gradient and its ``jvp`` by the
+    dot-product test. A failure names the first node whose rule is off."""
     if c.forward.dtype == "f32":
         return _check_f32(c, seed, dims, progress, max_elements)
+    result = _check_f64(c, seed, dims, rtol, atol, progress, max_elements)
+    if order >= 2:
+        result = CheckResult(result.name, result.loss, result.tensors + second_order(c, seed, dims), result.interpreter_max_diff)
+    if not result.passed:
+        module = load_source(c.source, c.name)
+        result.culprit = localise(c.forward.graph, example_arrays(module, seed, dims), seed or 0)
+    return result
+
+
+def _check_f64(c, seed, dims, rtol, atol, progress, max_elements) -> CheckResult:
     module = load_source(c.source, c.name)
     arrays = example_arrays(module, seed, dims)
 
@@ -108,3 +125,40 @@ def _check_f32(c: Compiled, seed, dims, progress, max_elements) -> CheckResult:
         t = compare(f"{name} (f32)", np.asarray(g32[name], dtype=np.float64), g64[name], scale, F32_RTOL, F32_ATOL)
         tensors.append(t)
     return CheckResult(c.name, float(np.sum(l32)), tensors, base.interpreter_max_diff)
+
+
+# Second order: h is small so that a relu kink is rarely inside the step.
+HVP_STEP, HVP_RTOL, HVP_ATOL = 1e-7, 1e-5, 1e-7
+DOT_RTOL = 1e-10
+
+
+def second_order(c: Compiled, seed: int | None = None, dims: dict | None = None) -> list[TensorCheck]:
+    """``hvp`` against central differences of ``value_and_grad`` along a random
+    direction (one row per wrt value), and ``jvp`` against the gradient by the
+    dot-product test (``d_loss = <grad, t>``: no step size)."""
+    from ..compiler.errors import SpecError
+    from ..compiler.pipeline import compile_spec
+
+    if c.spec is None:
+        raise SpecError("a second-order check needs the spec (not an IR dump)", "--order")
+    functions = ("forward", "value_and_grad", "jvp", "hvp")
+    cc = compile_spec(c.spec, options=c.options.but(functions=functions))
+    m = load_source(cc.source, cc.name)
+    arrays = example_arrays(m, seed, dims)
+    rng = np.random.default_rng(seed or 0)
+    t = {w: rng.standard_normal(np.shape(arrays[w])) for w in m.WRT}
+    loss, grads = m.value_and_grad(**arrays)
+    d_loss = float(np.sum(m.jvp(**arrays, tangents=t)[1]))
+    dot = sum(float(np.sum(np.asarray(grads[w]) * t[w])) for w in m.WRT)
+    err = abs(d_loss - dot)
+    size = max(abs(d_loss), abs(dot))
+    rows = [TensorCheck("jvp (dot-product test)", (), err, err / max(size, 1e-12), err <= DOT_RTOL * max(size, 1.0), 1)]
+    hv = m.hvp(**arrays, vectors=t)[2]
+    h = HVP_STEP
+    _, gp = m.value_and_grad(**{**arrays, **{w: arrays[w] + h * t[w] for w in m.WRT}})
+    _, gm = m.value_and_grad(**{**arrays, **{w: arrays[w] - h * t[w] for w in m.WRT}})
+    scale = max([1.0] + [float(np.max(np.abs(grads[w]))) for w in m.WRT])
+    for w in m.WRT:
+        fd = (np.asarray(gp[w]) - np.asarray(gm[w])) / (2 * h)
+        rows.append(compare(f"hvp {w}", hv[w], fd, scale, HVP_RTOL, HVP_ATOL))
+    return rows
