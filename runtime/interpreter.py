@@ -15,6 +15,14 @@ from ..compiler.ir import Graph
 from ..compiler.ops import get_op
 
 
+# Analytic ops whose reference implementation is written for real numbers
+# (branches on the sign): the same functions, written for complex points.
+COMPLEX_IMPLS = {
+    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "softplus": lambda x: np.log1p(np.exp(x)),
+}
+
+
 def _graph(g) -> Graph:
     """A graph, or a program's graph (the interpreter runs either)."""
     return getattr(g, "graph", g)
@@ -25,8 +33,12 @@ def evaluate(
     arrays: Mapping[str, np.ndarray],
     roots: list[str] | None = None,
     overrides: Mapping[str, np.ndarray] | None = None,
+    dtype=np.float64,
 ) -> dict[str, np.ndarray]:
-    """Values of ``roots`` (default: all roots of ``g``) given inputs/params."""
+    """Values of ``roots`` (default: all roots of ``g``) given inputs/params.
+
+    ``dtype=np.complex128`` evaluates a graph of analytic ops at complex
+    points (the complex-step check)."""
     g = _graph(g)
     roots = roots if roots is not None else g.roots()
     overrides = overrides or {}
@@ -34,13 +46,13 @@ def evaluate(
     env: dict[str, np.ndarray] = {}
     for n in g.topo(needed):
         if n in overrides:
-            env[n] = np.asarray(overrides[n], dtype=np.float64)
+            env[n] = np.asarray(overrides[n], dtype=dtype)
             continue
         d = g.data(n)
         if d["op"] in ("input", "param"):
             if n not in arrays:
                 raise KeyError(f"missing array '{n}'")
-            v = np.asarray(arrays[n], dtype=np.float64)
+            v = np.asarray(arrays[n], dtype=dtype)
             if len(v.shape) != len(d["shape"]) or any(
                 isinstance(e, int) and e != a for a, e in zip(v.shape, d["shape"])
             ):
@@ -48,7 +60,8 @@ def evaluate(
             env[n] = v
             continue
         op = get_op(d["op"])
-        env[n] = np.asarray(op.impl(*(env[a] for a in g.args(n)), **d["attrs"]), dtype=np.float64)
+        impl = COMPLEX_IMPLS.get(d["op"], op.impl) if dtype is np.complex128 else op.impl
+        env[n] = np.asarray(impl(*(env[a] for a in g.args(n)), **d["attrs"]), dtype=dtype)
     return {r: env[r] for r in roots}
 
 

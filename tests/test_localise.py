@@ -85,3 +85,36 @@ def test_check_order_2_from_the_command_line():
     assert len([k for k in rows if k.startswith("hvp ")]) == 6
     r = CliRunner().invoke(app, ["check", "examples/sigmoid_2_3_1.json", "--order", "2"])
     assert r.exit_code == 2 and "need wrt values that are params or inputs" in r.output
+
+
+# ------------------------------------------------------------------ complex step
+
+
+def test_complex_step_rows_for_analytic_specs_only():
+    from bpc.runtime.check import is_analytic
+
+    for spec, analytic in (("examples/mlp_2_10_10_1.json", True), ("examples/relu_deep.json", False)):
+        c = compile_file(spec)
+        assert is_analytic(c.forward.graph) == analytic
+        result = check_compiled(c, seed=1)
+        rows = [t for t in result.tensors if t.name.endswith("(complex step)")]
+        assert result.passed and (len(rows) == len(c.forward.wrt) if analytic else not rows)
+        assert all(t.max_rel < 1e-12 for t in rows)
+
+
+def test_complex_step_sees_what_differences_cannot():
+    """A rule off by 1e-8 relative passes central differences (rel 1e-6) and
+    fails the complex step (rel 1e-10): no step-size trade-off."""
+    orig = registry._OPS["tanh"]
+    registry._OPS["tanh"] = dataclasses.replace(orig, vjp=lambda g, out, x: [g * (1.0 - out * out) * (1.0 + 1e-8)])
+    try:
+        spec = {"params": [{"name": "w", "shape": [3]}], "inputs": [{"name": "x", "shape": [3]}],
+                "nodes": ["loss = sum(tanh(w * x))"], "loss": "loss"}
+        from bpc.compiler.pipeline import compile_text
+
+        result = check_compiled(compile_text(json.dumps(spec)), seed=0)
+        fd = next(t for t in result.tensors if t.name == "w")
+        cs = next(t for t in result.tensors if t.name == "w (complex step)")
+        assert fd.passed and not cs.passed and not result.passed
+    finally:
+        registry._OPS["tanh"] = orig

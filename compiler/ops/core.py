@@ -102,7 +102,7 @@ _unary = _elementwise(1)
 
 _unary(
     "neg",
-    traits={"linear"},
+    traits={"linear", "analytic"},
     impl=np.negative,
     vjp=lambda g, out, x: [-g],
     derivative="dx = -g",
@@ -110,6 +110,7 @@ _unary(
 )
 _unary(
     "exp",
+    traits={"analytic"},
     impl=np.exp,
     vjp=lambda g, out, x: [g * out],
     derivative="dx = g * y  (reuses y = exp(x))",
@@ -117,6 +118,7 @@ _unary(
 )
 _unary(
     "log",
+    traits={"analytic"},
     impl=np.log,
     vjp=lambda g, out, x: [g / x],
     derivative="dx = g / x",
@@ -125,6 +127,7 @@ _unary(
 )
 _unary(
     "square",
+    traits={"analytic"},
     impl=np.square,
     vjp=lambda g, out, x: [g * (2.0 * x)],
     derivative="dx = g * 2 * x",
@@ -134,6 +137,7 @@ _unary(
 
 _unary(
     "pow_const",
+    traits={"analytic"},
     impl=lambda x, exponent: np.power(x, exponent),
     vjp=lambda g, out, x, exponent: [g * (exponent * x ** (exponent - 1.0))],
     derivative="dx = g * p * x ** (p - 1)",
@@ -162,6 +166,7 @@ def _sigmoid_impl(x):
 
 _unary(
     "sigmoid",
+    traits={"analytic"},
     impl=_sigmoid_impl,
     # exp(-log(1 + exp(-x))), with logaddexp: no overflow, exact in both tails.
     vjp=lambda g, out, x: [g * (out * (1.0 - out))],
@@ -171,6 +176,7 @@ _unary(
 )
 _unary(
     "tanh",
+    traits={"analytic"},
     impl=np.tanh,
     vjp=lambda g, out, x: [g * (1.0 - out * out)],
     derivative="dx = g * (1 - y**2)  (reuses y = tanh(x))",
@@ -204,7 +210,7 @@ _binary = _elementwise(2)
 
 _binary(
     "add",
-    traits={"linear"},
+    traits={"linear", "analytic"},
     impl=np.add,
     vjp=lambda g, out, a, b: [g, g],
     derivative="da = g, db = g  (summed over broadcast axes)",
@@ -212,7 +218,7 @@ _binary(
 )
 _binary(
     "sub",
-    traits={"linear"},
+    traits={"linear", "analytic"},
     impl=np.subtract,
     vjp=lambda g, out, a, b: [g, -g],
     derivative="da = g, db = -g",
@@ -220,6 +226,7 @@ _binary(
 )
 _binary(
     "mul",
+    traits={"analytic"},
     impl=np.multiply,
     vjp=lambda g, out, a, b: [g * b, g * a],
     derivative="da = g * b, db = g * a",
@@ -227,6 +234,7 @@ _binary(
 )
 _binary(
     "div",
+    traits={"analytic"},
     impl=np.divide,
     vjp=lambda g, out, a, b: [g / b, -(g * out) / b],
     derivative="da = g / b, db = -g * y / b  (reuses y = a / b)",
@@ -286,6 +294,7 @@ def _matmul_jvp(ts, out, a, b):
 
 defop(
     "matmul",
+    traits={"analytic"},
     arity=2,
     shape=_matmul_shape,
     impl=np.matmul,
@@ -323,7 +332,7 @@ def _transpose_vjp(g, out, x, axes):
 
 defop(
     "transpose",
-    traits={"linear"},
+    traits={"linear", "analytic"},
     dtype="same",
     arity=1,
     shape=_transpose_shape,
@@ -354,7 +363,7 @@ def _reshape_shape(x, shape):
 
 defop(
     "reshape",
-    traits={"linear"},
+    traits={"linear", "analytic"},
     dtype="same",
     arity=1,
     shape=_reshape_shape,
@@ -376,7 +385,7 @@ def _broadcast_to_shape(x, shape):
 
 defop(
     "broadcast_to",
-    traits={"linear"},
+    traits={"linear", "analytic"},
     dtype="same",
     arity=1,
     shape=_broadcast_to_shape,
@@ -404,7 +413,7 @@ def _sum_to_impl(x, shape):
 
 defop(
     "sum_to",
-    traits={"linear"},
+    traits={"linear", "analytic"},
     arity=1,
     shape=_sum_to_shape,
     impl=_sum_to_impl,
@@ -470,7 +479,7 @@ REDUCE_SAMPLES = [
 
 defop(
     "sum",
-    traits={"linear"},
+    traits={"linear", "analytic"},
     arity=1,
     shape=_reduce_shape,
     impl=lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
@@ -483,7 +492,7 @@ defop(
 )
 defop(
     "mean",
-    traits={"linear"},
+    traits={"linear", "analytic"},
     arity=1,
     shape=_reduce_shape,
     impl=lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims),
@@ -497,7 +506,7 @@ defop(
 
 defop(
     "identity",
-    traits={"linear"},
+    traits={"linear", "analytic"},
     dtype="same",
     arity=1,
     shape=same,
@@ -513,6 +522,7 @@ defop(
 
 _unary(
     "log1p",
+    traits={"analytic"},
     impl=np.log1p,
     vjp=lambda g, out, x: [g / (1.0 + x)],
     derivative="dx = g / (1 + x)",
@@ -521,6 +531,7 @@ _unary(
 )
 _unary(
     "sqrt",
+    traits={"analytic"},
     impl=np.sqrt,
     vjp=lambda g, out, x: [g * 0.5 / out],
     derivative="dx = g * 0.5 / y  (reuses y = sqrt(x))",
@@ -547,6 +558,7 @@ _unary(
 )
 _unary(
     "sin",
+    traits={"analytic"},
     impl=np.sin,
     vjp=lambda g, out, x: [g * x.apply("cos")],
     derivative="dx = g * cos(x)",
@@ -554,6 +566,7 @@ _unary(
 )
 _unary(
     "cos",
+    traits={"analytic"},
     impl=np.cos,
     vjp=lambda g, out, x: [-(g * x.apply("sin"))],
     derivative="dx = -g * sin(x)",
@@ -640,6 +653,7 @@ _binary(
 )
 _binary(
     "pow",
+    traits={"analytic"},
     impl=np.power,
     vjp=lambda g, out, a, b: [g * (b * a.apply("pow", b - 1.0)), g * (out * a.apply("log"))],
     derivative="da = g * b * a ** (b - 1), db = g * y * log(a)",
@@ -696,7 +710,7 @@ def _slice_vjp(g, out, x, index):
 
 defop(
     "slice",
-    traits={"linear"},
+    traits={"linear", "analytic"},
     dtype="same",
     arity=1,
     shape=_slice_shape,
@@ -727,7 +741,7 @@ def _pad_shape(x, widths):
 
 defop(
     "pad",
-    traits={"linear"},
+    traits={"linear", "analytic"},
     dtype="same",
     arity=1,
     shape=_pad_shape,
@@ -776,7 +790,7 @@ def _concat_vjp(g, out, *xs, axis):
 
 defop(
     "concat",
-    traits={"linear"},
+    traits={"linear", "analytic"},
     dtype="same",
     arity=None,
     shape=_concat_shape,
@@ -804,7 +818,7 @@ def _stack_vjp(g, out, *xs, axis):
 
 defop(
     "stack",
-    traits={"linear"},
+    traits={"linear", "analytic"},
     dtype="same",
     arity=None,
     shape=_stack_shape,
@@ -859,7 +873,7 @@ for _name, _fn in (("max", np.max), ("min", np.min)):
 
 defop(
     "broadcast_like",
-    traits={"linear"},
+    traits={"linear", "analytic"},
     dtype="same",
     value_operands=(0,),
     arity=2,

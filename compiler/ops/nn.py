@@ -43,6 +43,7 @@ _unary(
 )
 _unary(
     "softplus",
+    traits={"analytic"},
     impl=lambda x: np.where(x > 0, x + np.log1p(np.exp(-np.abs(x))), np.log1p(np.exp(-np.abs(x)))),
     vjp=lambda g, out, x: [g * x.apply("sigmoid")],
     derivative="dx = g * sigmoid(x)",

@@ -405,11 +405,14 @@ LINEAR = "linear"  # linear in its float operands jointly (no products of them)
 CONSTANT = "constant"  # piecewise constant: derivative zero almost everywhere
 DIFFERENTIABLE = "differentiable"  # has a derivative rule that can be nonzero
 REDUCTION = "reduction"  # combines elements along axes
-TRAITS = frozenset({ELEMENTWISE, SOURCE, LINEAR, CONSTANT, DIFFERENTIABLE, REDUCTION})
+# analytic: a power series around every real point, real on reals, so the
+# complex step f(x + ih).imag / h is its derivative (sources count too)
+ANALYTIC = "analytic"
+TRAITS = frozenset({ELEMENTWISE, SOURCE, LINEAR, CONSTANT, DIFFERENTIABLE, REDUCTION, ANALYTIC})
 _CATEGORY_TRAITS = {
     "elementwise": {ELEMENTWISE},
     "comparison": {ELEMENTWISE},
-    "source": {SOURCE},
+    "source": {SOURCE, ANALYTIC},
     "reduction": {REDUCTION},
 }
 
