@@ -127,7 +127,7 @@ def _compile(
         raise  # unreachable
 
 
-EMIT_HELP = "functions the module has, comma-separated: forward, value_and_grad, jvp, hvp (default: the spec's \"emit\", else forward,value_and_grad)"
+EMIT_HELP = "functions the module has, comma-separated: forward, value_and_grad, jvp, vjp, hvp, jacobian, hessian (default: the spec's \"emit\", else forward,value_and_grad)"
 
 
 NAME_HELP = "module name (default: the spec's \"name\", else its file name)"

@@ -540,6 +540,9 @@ def generate(p: Program, opts: CodegenOptions | None = None) -> str:
     stubs = {}
     ftype = FLOAT_TYPES[dtype]
     for entry in p.entries:
+        if entry.calls is not None:
+            top.append(_composite(p, entry, args, arg_doc))
+            continue
         takes = p.takes(entry)
         unpack = [
             f"{names[node]} = np.asarray({grp}[{json.dumps(key)}], dtype=np.{ftype})"
@@ -573,6 +576,70 @@ def generate(p: Program, opts: CodegenOptions | None = None) -> str:
 
 
 VERIFY_WHOLE_MAX = 1_000_000  # characters: above, the module is checked piece by piece
+
+
+def _blocks(g: Graph, items: list[tuple[str, str]]) -> tuple[int, dict[str, tuple[int, int, tuple]]]:
+    """Offsets of each (key, node) in one flat basis: key -> (start, stop, shape)."""
+    out, at = {}, 0
+    for key, n in items:
+        shape = tuple(g.shape(n))
+        size = int(np.prod(shape)) if shape else 1
+        out[key] = (at, at + size, shape)
+        at += size
+    return at, out
+
+
+def _composite(p: Program, entry: Entry, args: list[str], arg_doc: list[str]) -> str:
+    """jacobian or hessian: one call of ``entry.calls`` per basis vector,
+    columns (or rows) stacked and shaped ``out.shape + in.shape``."""
+    g = p.graph
+    wrt = [(w, w) for w in p.wrt]
+    call_args = ", ".join(f"{a}={a}" for a in args)
+    lines: list[str] = []
+    if entry.name == "hessian":
+        n, blocks = _blocks(g, wrt)
+        rows, cols, group, index = blocks, blocks, "vectors", 2
+        doc = [
+            "Return the Hessian of the loss over WRT: hessian[a][b] has the shape of",
+            f"a + the shape of b (d2 loss / da db). Built from {n} hvp calls, one per",
+            "element of the WRT values.",
+        ]
+    else:
+        outs = list(g.outputs.items())
+        if entry.calls == "jvp":
+            n, cols = _blocks(g, wrt)
+            _, rows = _blocks(g, outs)
+            group, index = "tangents", 2
+        else:
+            n, rows = _blocks(g, outs)
+            _, cols = _blocks(g, wrt)
+            group, index = "cotangents", 1
+        doc = [
+            "Return the Jacobian of the outputs over WRT: jacobian[o][w] has the shape",
+            f"of o + the shape of w (d o / d w). Built from {n} {entry.calls} calls, one per",
+            f"element of the {'WRT values' if entry.calls == 'jvp' else 'outputs'}.",
+        ]
+    basis = cols if entry.calls in ("jvp", "hvp") else rows
+    lines.append(f"e = np.eye({n})")
+    for k in range(n):
+        parts = []
+        for key, (a, b, shape) in basis.items():
+            parts.append(f"{json.dumps(key)}: e[{k}, {a}:{b}].reshape({pyval(shape)})")
+        lines.append(f"c{k} = {entry.calls}({call_args}, {group}={{{', '.join(parts)}}})[{index}]")
+    result = []
+    for r, (ra, rb, rshape) in rows.items():
+        inner = []
+        for c, (ca, cb, cshape) in cols.items():
+            if entry.calls in ("jvp", "hvp"):  # columns: d row / d basis k
+                terms = ", ".join(f"c{k}[{json.dumps(r)}]" for k in range(ca, cb))
+                expr = f"np.stack([{terms}], axis=-1).reshape({pyval(rshape + cshape)})"
+            else:  # rows: d basis k / d column
+                terms = ", ".join(f"c{k}[{json.dumps(c)}]" for k in range(ra, rb))
+                expr = f"np.stack([{terms}], axis=0).reshape({pyval(rshape + cshape)})"
+            inner.append(f"{json.dumps(c)}: {expr}")
+        result.append(f"{json.dumps(r)}: {{{', '.join(inner)}}}")
+    lines.append(f"return {{{', '.join(result)}}}")
+    return _function(entry.name, args, doc + arg_doc, lines)
 
 
 def _entry_casts(g: Graph, target: Target) -> list[str]:

@@ -173,6 +173,9 @@ class DumpEdge(_Model):
     key: _int(0, MAX_OPERANDS)
 
 
+EntryName = Literal["forward", "value_and_grad", "jvp", "vjp", "hvp", "jacobian", "hessian"]
+
+
 class DumpGraph(_Model):
     bpc_ir: Literal[1]
     stage: Literal["forward", "joint", "optimized"]
@@ -190,7 +193,7 @@ class DumpGraph(_Model):
     dims: list[tuple[Name, _int(1, MAX_DIM_SIZE)]]
     classes: dict[Key, _int(1, MAX_CLASSES)]
     next_seq: _int(0, MAX_SEQ)
-    entries: Optional[list[tuple[Literal["forward", "value_and_grad", "jvp", "hvp"], list[Name], list[Name]]]] = None
+    entries: Optional[list[tuple[EntryName, list[Name], list[Name], Optional[Literal["jvp", "vjp", "hvp"]]]]] = None
     extra_inputs: list[tuple[Annotated[StrictStr, Field(max_length=200, pattern=r"^[A-Za-z][A-Za-z0-9_]*\.[A-Za-z][A-Za-z0-9_]*$")], NodeId]] = []
     results: list[tuple[Annotated[StrictStr, Field(max_length=200, pattern=r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)?$")], NodeId]] = []
     # Written by bpc before names were assigned at print time; ignored.
@@ -312,11 +315,18 @@ def check(d: Dump) -> dict[str, dict]:
     if gd.entries is not None and not gd.entries:
         raise SpecError("a dump needs at least one entry point", "graph.entries")
     seen_entries: set[str] = set()
-    for i, (name, returns, taken) in enumerate(gd.entries or []):
+    names_listed = [e[0] for e in gd.entries or []]
+    for i, (name, returns, taken, calls) in enumerate(gd.entries or []):
         if name in seen_entries:
             raise SpecError(f"entry '{name}' is listed twice", _where("graph", "entries", i, 0))
         seen_entries.add(name)
-        if not returns or len(set(returns)) != len(returns):
+        composite = name in ("jacobian", "hessian")
+        if composite != (calls is not None) or (composite and (returns or taken)):
+            raise SpecError("jacobian and hessian call an entry point and return nothing of their own; "
+                            "other entries call none", _where("graph", "entries", i))
+        if calls is not None and calls not in names_listed:
+            raise SpecError(f"entry '{name}' calls '{calls}', which is not listed", _where("graph", "entries", i, 3))
+        if (not returns and not composite) or len(set(returns)) != len(returns):
             raise SpecError("an entry returns one or more distinct result groups", _where("graph", "entries", i, 1))
         if len(set(taken)) != len(taken):
             raise SpecError("an entry takes each group once", _where("graph", "entries", i, 2))
@@ -457,7 +467,7 @@ def build(d: Dump, attrs: dict[str, dict]) -> Program:
         classes=dict(gd.classes),
     )
     if gd.entries is not None:
-        entries = tuple(Entry(name, tuple(r), tuple(t)) for name, r, t in gd.entries)
+        entries = tuple(Entry(name, tuple(r), tuple(t), c) for name, r, t, c in gd.entries)
     else:
         entries = (forward_entry(g),) if gd.stage == "forward" else gradient_entries(g)
     return Program(g, info, tuple(gd.wrt), entries)

@@ -8,7 +8,7 @@ from .errors import SpecError
 
 DTYPES = {"float64": "f64", "float32": "f32"}
 TARGETS = ("numpy",)
-FUNCTIONS = ("forward", "value_and_grad", "jvp", "hvp")  # entry points a module can have, in order
+FUNCTIONS = ("forward", "value_and_grad", "jvp", "vjp", "hvp", "jacobian", "hessian")  # entry points, in order
 DEFAULT_FUNCTIONS = ("forward", "value_and_grad")
 
 

@@ -155,7 +155,7 @@ def compile_graph(
         opt = joint.but(graph=optimize(joint.graph, enabled, verify=verify, report=report))
     # A joint or optimized dump brings its entry points; a spec asks for them.
     functions = options.functions or (DEFAULT_FUNCTIONS if stage == "forward" else [e.name for e in opt.entries])
-    opt = opt.but(entries=tuple(e for e in opt.entries if e.name in functions))
+    opt = opt.but(entries=opt.needed(functions))
     source = generate(opt, CodegenOptions(comments=options.comments, target=get_target(options.target)))
     return Compiled(spec, g if stage == "forward" else joint, joint, opt, source, report, options)
 

@@ -43,7 +43,8 @@ def text(p: Program) -> str:
     names = g.names()
     params = " ".join(f"{p}:{_type(g, p)}" for p in g.params)
     inputs = " ".join(f"{i}:{_type(g, i)}" for i in g.inputs)
-    lines = [f"{{ lambda {params} ; {inputs} . let"]
+    extra = " ".join(f"{k}:{names[v]}:{_type(g, v)}" for k, v in g.extra_inputs.items())
+    lines = [f"{{ lambda {params} ; {inputs}{' ; ' + extra if extra else ''} . let"]
     rows: list[tuple[str, str]] = []
     phase = "forward"
     for n in g.topo():
@@ -52,9 +53,9 @@ def text(p: Program) -> str:
             continue
         if d["op"] == "const" and d["shape"] == ():
             continue
-        if d["phase"] == BACKWARD and phase != BACKWARD:
-            rows.append(("  -- backward --", ""))
-            phase = BACKWARD
+        if d["phase"] != phase:  # backward (adjoint) and tangent (forward-mode) parts
+            rows.append((f"  -- {d['phase']} --", ""))
+            phase = d["phase"]
         args = " ".join(_operand(g, a, names) for a in g.args(n))
         if d["op"] == "const":
             args = ""
@@ -62,16 +63,24 @@ def text(p: Program) -> str:
         eq = f"{eq} {args}" if args else eq
         note = d["source"] or ""
         origin = g.origin(n)
-        if d["phase"] == BACKWARD and origin is not None:
+        if d["phase"] != "forward" and origin is not None:
             note = f"{note} (d {names[origin]})".strip()
         rows.append((eq, note))
     width = max((len(r[0]) for r in rows if r[1]), default=0)
     for eq, note in rows:
         lines.append(f"{eq.ljust(width)}  # {note}" if note else eq)
     outs = [f"loss={names[g.loss]}"] + [f"{k}={names[v]}" for k, v in g.outputs.items()]
-    if g.grads:
-        outs.append("grads={" + ", ".join(f"{w}: {names[n]}" for w, n in g.grads.items()) + "}")
-    elif p.wrt:
+    groups: dict[str, list[str]] = {}
+    for label, n in g.results.items():
+        head, _, key = label.partition(".")
+        if head in ("loss", "outputs"):
+            continue
+        if key:
+            groups.setdefault(head, []).append(f"{key}: {names[n]}")
+        else:
+            outs.append(f"{head}={names[n]}")
+    outs += [f"{head}={{{', '.join(items)}}}" for head, items in groups.items()]
+    if not g.grads and p.wrt:
         outs.append("wrt=(" + ", ".join(names[w] for w in p.wrt) + ")")
     lines.append(f"  in ({', '.join(outs)}) }}")
     return "\n".join(lines) + "\n"
@@ -145,7 +154,7 @@ def to_json(p: Program, stage: str = "forward") -> dict:
         "classes": m.classes,
         "next_seq": g._seq,
         # entry points beyond forward/value_and_grad (jvp, hvp) and what they use
-        "entries": [[e.name, list(e.returns), list(e.takes)] for e in p.entries],
+        "entries": [[e.name, list(e.returns), list(e.takes), e.calls] for e in p.entries],
         "extra_inputs": [[k, names[v]] for k, v in g.extra_inputs.items()],
         "results": [[k, names[v]] for k, v in g.results.items() if k != "loss" and not k.startswith(("outputs.", "grads."))],
     }

@@ -47,6 +47,9 @@ class Entry:
     name: str
     returns: tuple[str, ...]
     takes: tuple[str, ...] = ()  # dict arguments: groups of Graph.extra_inputs
+    # A composite entry (jacobian, hessian) computes nothing of its own: it
+    # calls this entry point once per basis vector.
+    calls: str | None = None
 
 
 FORWARD_ENTRY = "forward"
@@ -69,6 +72,12 @@ class Program:
 
     def entry(self, name: str) -> Entry | None:
         return next((e for e in self.entries if e.name == name), None)
+
+    def needed(self, functions) -> tuple[Entry, ...]:
+        """The entries in ``functions``, with those their composites call."""
+        keep = set(functions)
+        keep |= {e.calls for e in self.entries if e.name in keep and e.calls}
+        return tuple(e for e in self.entries if e.name in keep)
 
     def returned(self, entry: Entry) -> list[str | dict[str, str]]:
         """What ``entry`` returns: per group, a node or a ``{key: node}`` dict."""
@@ -105,7 +114,9 @@ def gradient_entries(g: Graph) -> tuple[Entry, ...]:
     return (forward_entry(g), Entry(VALUE_AND_GRAD, ("loss", "grads")))
 
 
-JVP, HVP = "jvp", "hvp"
+JVP, VJP, HVP = "jvp", "vjp", "hvp"
+JACOBIAN, HESSIAN = "jacobian", "hessian"
+COMPOSITE_MAX = 256  # basis vectors a jacobian or hessian may take (one call each)
 
 
 def add_modes(p: Program, functions: tuple[str, ...]) -> Program:
@@ -117,17 +128,30 @@ def add_modes(p: Program, functions: tuple[str, ...]) -> Program:
     from .errors import GraphError
     from .ir import TANGENT
 
-    modes = [f for f in (JVP, HVP) if f in functions]
+    g = p.graph.copy()
+    composites: list[Entry] = []
+    if HESSIAN in functions:
+        _check_basis(g, list(p.wrt), "hessian", "the wrt values")
+        composites.append(Entry(HESSIAN, (), (), HVP))
+    if JACOBIAN in functions:
+        if not g.outputs:
+            raise GraphError("jacobian needs outputs: declare them in the spec's \"outputs\"", "emit")
+        k_in = _check_basis(g, list(p.wrt), "jacobian", "the wrt values")
+        k_out = _check_basis(g, list(g.outputs.values()), "jacobian", "the outputs")
+        # one call per basis vector of the smaller side: reverse mode when
+        # the outputs are fewer, forward mode when the inputs are
+        composites.append(Entry(JACOBIAN, (), (), VJP if k_out < k_in else JVP))
+    wanted = set(functions) | {e.calls for e in composites}
+    modes = [f for f in (JVP, VJP, HVP) if f in wanted]
     if not modes:
         return p
-    g = p.graph.copy()
     for i, w in enumerate(p.wrt):
         if g.op(w) not in ("param", "input"):
             raise GraphError(
                 f"{' and '.join(modes)} need wrt values that are params or inputs; '{w}' is computed",
                 f"wrt[{i}]",
             )
-    for mode, group in ((JVP, "tangents"), (HVP, "vectors")):
+    for mode, group in ((JVP, "tangents"), (VJP, "cotangents"), (HVP, "vectors")):
         if mode in modes and group in g.params + g.inputs:
             raise GraphError(f"{mode} takes a dict argument '{group}': rename the value '{group}'", "emit")
     entries = list(p.entries)
@@ -161,4 +185,42 @@ def add_modes(p: Program, functions: tuple[str, ...]) -> Program:
         for w, t in zip(p.wrt, got):
             g.set_result(f"hvp.{w}", zero_if_none(t, w))
         entries.append(Entry(HVP, ("loss", "grads", "hvp"), ("vectors",)))
-    return p.but(graph=g, entries=tuple(entries))
+    if VJP in modes:
+        if not g.outputs:
+            raise GraphError("vjp needs outputs: declare them in the spec's \"outputs\"", "emit")
+        from .autodiff import _vjp
+        from .ir import BACKWARD
+
+        cots = []
+        for k, o in g.outputs.items():
+            with g.context(phase=BACKWARD, origin=o, source=g.data(o)["source"]):
+                ct = g.add("input", [], {"shape": g.shape(o)}, hint=("u_", o, "", "u_" + k), named=True)
+            g.extra_inputs[f"cotangents.{k}"] = ct
+            cots.append(ct)
+        got = _vjp(g, list(g.outputs.values()), cots, list(p.wrt))
+        for w, r in zip(p.wrt, got):
+            g.set_result(f"vjp.{w}", zero_if_none(r, w))
+        entries.append(Entry(VJP, ("outputs", "vjp"), ("cotangents",)))
+    return p.but(graph=g, entries=tuple(entries + composites))
+
+
+def _check_basis(g, nodes: list[str], what: str, of: str) -> int:
+    """The number of elements of ``nodes`` (static, and at most COMPOSITE_MAX)."""
+    from .errors import GraphError
+    from .ops.registry import is_static
+
+    total = 0
+    for n in nodes:
+        if not is_static(g.shape(n)):
+            raise GraphError(f"{what} needs fixed sizes; a value has the symbolic shape {list(g.shape(n))}", "emit")
+        size = 1
+        for d in g.shape(n):
+            size *= d
+        total += size
+    if total > COMPOSITE_MAX:
+        raise GraphError(
+            f"{what}: {of} have {total} elements; the limit is {COMPOSITE_MAX} "
+            f"(one call per element): use {'hvp' if what == 'hessian' else 'jvp or vjp'}",
+            "emit",
+        )
+    return total

@@ -193,7 +193,7 @@ class Spec(_Model):
         None, description="names to differentiate; default: every param"
     )
     seed: StrictInt = Field(0, ge=0, le=MAX_SEED, description="default seed of init_params")
-    emit: list[Literal["forward", "value_and_grad", "jvp", "hvp"]] | None = Field(
+    emit: list[Literal["forward", "value_and_grad", "jvp", "vjp", "hvp", "jacobian", "hessian"]] | None = Field(
         None,
         description="functions the module has (forward is always there); default: forward and value_and_grad",
     )

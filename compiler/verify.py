@@ -21,7 +21,11 @@ from .targets.numpy import METHODS, NP_NAMES
 
 # Module-level names a generated module may assign, and functions it may define.
 CONSTANTS = frozenset({"PARAMS", "INPUTS", "WRT", "OUTPUTS", "LOSS", "DIMS", "ENTRY_POINTS"})
-FUNCTIONS = frozenset({"init_params", "example_inputs", "forward", "value_and_grad", "jvp", "hvp"})
+FUNCTIONS = frozenset(
+    {"init_params", "example_inputs", "forward", "value_and_grad", "jvp", "vjp", "hvp", "jacobian", "hessian"}
+)
+# Entry points a composite function (jacobian, hessian) may call.
+CALLABLE = frozenset({"jvp", "vjp", "hvp"})
 _BUILTINS = frozenset(dir(builtins))
 
 _EXPR_NODES = (
@@ -185,7 +189,9 @@ def _expr(node: ast.AST) -> None:
             elif sub.attr not in METHODS:
                 raise _Reject(f"{_where(sub)}: .{sub.attr} is not on the list of allowed methods")
         elif isinstance(sub, ast.Call):
-            if not isinstance(sub.func, ast.Attribute):
+            if isinstance(sub.func, ast.Name) and sub.func.id in CALLABLE:
+                pass  # the module's own entry points
+            elif not isinstance(sub.func, ast.Attribute):
                 raise _Reject(f"{_where(sub)}: only np.* functions and array methods may be called")
             if any(k.arg is None for k in sub.keywords):
                 raise _Reject(f"{_where(sub)}: ** arguments are not allowed")

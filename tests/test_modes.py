@@ -167,8 +167,8 @@ def test_emit_in_the_spec_and_on_the_command_line(tmp_path):
     assert r.exit_code == 0, r.output
     m = load_source((tmp_path / "out" / "neuron.py").read_text(), "n2")
     assert m.ENTRY_POINTS == ("forward", "hvp")  # the command line wins
-    r = CliRunner().invoke(app, ["compile", str(p), "--emit", "hessian", "-o", str(tmp_path / "out")])
-    assert r.exit_code == 2 and "--emit: unknown function 'hessian'" in r.output
+    r = CliRunner().invoke(app, ["compile", str(p), "--emit", "laplacian", "-o", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "--emit: unknown function 'laplacian'" in r.output
 
 
 @pytest.mark.parametrize("stage", ["joint", "optimized"])
@@ -200,3 +200,103 @@ def test_a_value_named_like_the_dict_argument_is_a_clear_error():
         from bpc.compiler.pipeline import compile_text
 
         compile_text(json.dumps(spec), options=CompileOptions(functions=("jvp",)))
+
+
+# ------------------------------------------------------------------ jacobian and hessian
+
+
+def _flat_hessian(m, H):
+    """The Hessian as one matrix over the flattened WRT values."""
+    sizes = [int(np.prod(m.PARAMS.get(w, m.INPUTS.get(w)))) for w in m.WRT]
+    return np.block([[np.asarray(H[a][b]).reshape(sa, sb) for b, sb in zip(m.WRT, sizes)] for a, sa in zip(m.WRT, sizes)])
+
+
+@pytest.mark.parametrize("spec", ["mlp_2_10_10_1", "neuron", "scalar", "two_hidden", "perceptron"])
+def test_hessian_is_symmetric_and_matches_hvp_and_differences(spec):
+    """H = H.T (rel 1e-12); H v = hvp(v) for a random v (rel 1e-12); each
+    column against central differences of value_and_grad (h 1e-7, rel 1e-5)."""
+    c = compile_file(f"examples/{spec}.json", options=CompileOptions(functions=("value_and_grad", "hessian")))
+    m = load_source(c.source, c.name)
+    assert m.ENTRY_POINTS == ("forward", "value_and_grad", "hvp", "hessian")
+    arrays = example_arrays(m, seed=2)
+    H = _flat_hessian(m, m.hessian(**arrays))
+    scale = max(1.0, float(np.max(np.abs(H))))
+    assert np.max(np.abs(H - H.T)) <= 1e-12 * scale
+    rng = np.random.default_rng(3)
+    v = {w: rng.standard_normal(np.shape(arrays[w])) for w in m.WRT}
+    hv = m.hvp(**arrays, vectors=v)[2]
+    flat_v = np.concatenate([np.ravel(v[w]) for w in m.WRT])
+    flat_hv = np.concatenate([np.ravel(hv[w]) for w in m.WRT])
+    assert np.max(np.abs(H @ flat_v - flat_hv)) <= 1e-12 * max(1.0, float(np.max(np.abs(flat_hv))))
+    h = 1e-7
+    offsets = np.cumsum([0] + [np.size(arrays[w]) for w in m.WRT])
+    for j in range(0, H.shape[0], max(1, H.shape[0] // 7)):  # a spread of columns
+        w = m.WRT[int(np.searchsorted(offsets, j, side="right") - 1)]
+        k = j - offsets[m.WRT.index(w)]
+        e = np.zeros(np.size(arrays[w]))
+        e[k] = 1.0
+        up = m.value_and_grad(**{**arrays, w: arrays[w] + h * e.reshape(np.shape(arrays[w]))})[1]
+        down = m.value_and_grad(**{**arrays, w: arrays[w] - h * e.reshape(np.shape(arrays[w]))})[1]
+        col = np.concatenate([np.ravel((up[x] - down[x]) / (2 * h)) for x in m.WRT])
+        assert np.max(np.abs(H[:, j] - col)) <= 1e-5 * scale, (spec, j)
+
+
+JAC_SPEC = {
+    "inputs": [{"name": "x", "shape": [3, 1]}],
+    "params": [{"name": "W", "shape": [2, 3]}, {"name": "b", "shape": [2, 1]}],
+    "nodes": ["y = tanh(W @ x + b)", "z = sum(y * y)", "loss = z + sum(W * W)"],
+    "loss": "loss",
+}
+
+
+@pytest.mark.parametrize("outputs,mode", [(["y"], "vjp"), (["y", "z"], "vjp"), (["y"], "jvp")])
+def test_jacobian_by_the_cheaper_mode_matches_differences(outputs, mode):
+    """Reverse mode when the outputs have fewer elements than the wrt values,
+    forward mode otherwise; either way against central differences (rel 1e-7)."""
+    import json
+
+    from bpc.compiler.pipeline import compile_text
+
+    spec = {**JAC_SPEC, "outputs": outputs, "wrt": ["W", "b"] if mode == "vjp" else ["b"]}
+    c = compile_text(json.dumps(spec), options=CompileOptions(functions=("value_and_grad", "jacobian")))
+    m = load_source(c.source, "jac")
+    assert mode in m.ENTRY_POINTS and "jacobian" in m.ENTRY_POINTS
+    arrays = example_arrays(m, seed=4)
+    J = m.jacobian(**arrays)
+    h = 1e-6
+    for w in m.WRT:
+        for k in range(np.size(arrays[w])):
+            e = np.zeros(np.size(arrays[w]))
+            e[k] = 1.0
+            d = e.reshape(np.shape(arrays[w]))
+            up = m.forward(**{**arrays, w: arrays[w] + h * d})[1]
+            down = m.forward(**{**arrays, w: arrays[w] - h * d})[1]
+            for o in m.OUTPUTS:
+                fd = (np.asarray(up[o]) - down[o]) / (2 * h)
+                got = np.asarray(J[o][w]).reshape(np.shape(fd) + (-1,))[..., k]
+                assert np.max(np.abs(got - fd)) <= 1e-7 * max(1.0, float(np.max(np.abs(fd)))), (o, w, k)
+
+
+def test_composites_refuse_what_they_cannot_do():
+    with pytest.raises(BpcError, match="hessian: the wrt values have 269322 elements; the limit is 256"):
+        compile_file("examples/mnist_mlp.json", options=CompileOptions(functions=("hessian",)))
+    with pytest.raises(BpcError, match="jacobian needs outputs"):
+        compile_file("examples/neuron.json", options=CompileOptions(functions=("jacobian",)))
+
+
+@pytest.mark.parametrize("stage", ["joint", "optimized"])
+def test_dumps_keep_composite_entry_points(stage):
+    import json
+
+    from bpc.compiler import printing
+    from bpc.compiler.pipeline import compile_graph, compile_text
+
+    spec = {**JAC_SPEC, "outputs": ["y"]}
+    opts = CompileOptions(functions=("value_and_grad", "jvp", "vjp", "jacobian", "hessian"))
+    c = compile_text(json.dumps(spec), options=opts)
+    data = json.loads(printing.dump(c.stage(stage), "json", stage))
+    again, st = printing.from_json(data)
+    assert compile_graph(again, st).source == c.source
+    data["graph"]["entries"][-1][3] = None  # a hessian that calls nothing
+    with pytest.raises(BpcError, match="call an entry point"):
+        printing.from_json(data)
