@@ -5,8 +5,16 @@ spec is ever passed to ``eval`` or ``exec``. Accepted syntax:
 
 * one assignment ``name = expression``;
 * names of declared values, and int/float literals;
-* binary ``+ - * / ** @``, unary ``-`` and ``+``;
-* ``x.T`` (transpose), and no other attribute access;
+* binary ``+ - * / ** @``, unary ``-`` and ``+`` (``x ** y`` with a tensor
+  exponent is ``pow``);
+* ``x.T`` (transpose);
+* NumPy spellings, rewritten to the ops they are before the whitelist applies
+  (:func:`_normalize`): ``np.``/``numpy.`` functions (``np.dot``,
+  ``np.maximum``, ``np.clip``, ``np.concatenate([a, b], 1)``, ... see
+  ``NP_FUNCS``), array methods (``.dot``, ``.sum(axis=0)``, ``.mean()``,
+  ``.clip(0.0)``, ``.reshape(2, 3)``, ``.transpose()``), positional attributes
+  (``leaky_relu(x, 0.1)``, ``sum(x, 0)``) and lists of operands
+  (``concat([x, y], axis=1)``);
 * single comparisons ``a > b`` (``>= < <= ==``), for ``where``;
 * static indexing ``x[0]``, ``x[1:3, :]`` (integer literals, step 1);
 * calls of registered ops by name, with keyword arguments for attributes whose
@@ -70,8 +78,126 @@ def parse(text: str, where: str) -> Parsed:
     if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
         raise _err("the left side must be a single name", where, stmt.targets[0])
     names: list[tuple[str, int]] = []
-    _check(stmt.value, where, names, 0)
-    return Parsed(stmt.targets[0].id, stmt.value, names)
+    value = _normalize(stmt.value, where, 0)
+    _check(value, where, names, 0)
+    return Parsed(stmt.targets[0].id, value, names)
+
+
+# ------------------------------------------------------------------ NumPy spellings
+
+# np.<name> (and numpy.<name>) -> the op it is
+NP_FUNCS = {
+    **{n: n for n in ("matmul", "maximum", "minimum", "exp", "log", "log1p", "sqrt", "square", "sin", "cos",
+                      "tanh", "abs", "where", "sum", "mean", "max", "min", "transpose", "reshape", "stack",
+                      "broadcast_to")},
+    "dot": "matmul", "absolute": "abs", "amax": "max", "amin": "min", "concatenate": "concat",
+    "negative": "neg", "add": "add", "subtract": "sub", "multiply": "mul", "divide": "div",
+    "true_divide": "div", "power": "pow", "clip": "clip",
+}
+# x.<name>(...) -> the op it is
+METHOD_OPS = {"dot": "matmul", "sum": "sum", "mean": "mean", "max": "max", "min": "min", "reshape": "reshape",
+              "transpose": "transpose", "clip": "clip"}
+LIST_OPS = {"concat", "stack"}  # take their operands as one list, as NumPy does
+
+
+def _call(op: str, args: list, keywords: list, like: ast.AST) -> ast.Call:
+    return ast.copy_location(ast.Call(func=ast.copy_location(ast.Name(id=op, ctx=ast.Load()), like), args=args,
+                                      keywords=keywords), like)
+
+
+def _normalize(node: ast.AST, where: str, depth: int) -> ast.AST:
+    """NumPy spellings -> bpc's canonical calls (``np.dot(a, b)`` ->
+    ``matmul(a, b)``, ``x.sum(0)`` -> ``sum(x, axis=0)``, ``x ** y`` ->
+    ``pow(x, y)``, positional attributes -> keywords). Only rewrites the
+    syntax tree; :func:`_check` then applies the whitelist to the result."""
+    if depth > MAX_EXPR_DEPTH:
+        raise _err(f"expression nested deeper than {MAX_EXPR_DEPTH}", where, node)
+    d = depth + 1
+    if isinstance(node, ast.BinOp):
+        node.left, node.right = _normalize(node.left, where, d), _normalize(node.right, where, d)
+        if isinstance(node.op, ast.Pow) and _const_value(node.right) is None:
+            return _call("pow", [node.left, node.right], [], node)  # a tensor exponent
+        return node
+    if isinstance(node, ast.UnaryOp):
+        node.operand = _normalize(node.operand, where, d)
+        return node
+    if isinstance(node, ast.Compare):
+        node.left = _normalize(node.left, where, d)
+        node.comparators = [_normalize(c, where, d) for c in node.comparators]
+        return node
+    if isinstance(node, ast.Subscript):
+        node.value = _normalize(node.value, where, d)
+        return node
+    if isinstance(node, ast.Attribute):
+        if isinstance(node.value, ast.Name) and node.value.id in ("np", "numpy"):
+            raise _err(f"np.{node.attr} is not a value bpc knows (use np.<function>(...) calls)", where, node)
+        node.value = _normalize(node.value, where, d)
+        return node
+    if not isinstance(node, ast.Call):
+        if isinstance(node, (ast.List, ast.Tuple)):
+            raise _err("a list or tuple of values is only allowed as the first argument of concat or stack "
+                       "(or as the value of an attribute)", where, node)
+        return node
+    func = node.func
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in ("np", "numpy"):
+        op = NP_FUNCS.get(func.attr)
+        if op is None:
+            known = ", ".join(f"np.{k}" for k in sorted(NP_FUNCS))
+            raise _err(f"np.{func.attr} is not supported (NumPy functions bpc knows: {known})", where, func)
+        operands, args = [], list(node.args)
+    elif isinstance(func, ast.Attribute):  # a method of a value
+        op = METHOD_OPS.get(func.attr)
+        if op is None:
+            known = ", ".join(f".{k}()" for k in sorted(METHOD_OPS))
+            raise _err(f"method .{func.attr}() is not supported (methods: .T, {known})", where, func)
+        operands, args = [func.value], list(node.args)
+        if op in ("reshape", "transpose") and len(args) > 1:  # x.reshape(2, 3), x.transpose(1, 0)
+            args = [ast.copy_location(ast.Tuple(elts=args, ctx=ast.Load()), args[0])]
+    elif isinstance(func, ast.Name):
+        op, operands, args = func.id, [], list(node.args)
+    else:
+        raise _err("only registered ops can be called, by plain name", where, node)
+    keywords = list(node.keywords)
+    listed = op in LIST_OPS and bool(args) and isinstance(args[0], (ast.List, ast.Tuple))
+    if op in LIST_OPS and not listed and isinstance(func, ast.Attribute):
+        # np.concatenate(x) would join the rows of x: only the list form means one thing
+        raise _err(f"np.{func.attr} takes a list of arrays: np.{func.attr}([a, b], axis=0)", where, node)
+    if listed:
+        operands, args = list(args[0].elts), args[1:]
+    if op == "clip":  # clip(x, lo, hi) = minimum(maximum(x, lo), hi)
+        allx = operands + args
+        if len(allx) < 2 or len(allx) > 3 or keywords:
+            raise _err("clip takes x, a lower bound and an optional upper bound (numbers or None)", where, node)
+        x = _normalize(allx[0], where, d)
+        for bound, name in zip(allx[1:], ("maximum", "minimum")):
+            if isinstance(bound, ast.Constant) and bound.value is None:
+                continue
+            if _const_value(bound) is None:
+                raise _err("clip bounds must be numbers or None", where, bound)
+            x = _call(name, [x, bound], [], node)
+        return x
+    if op in all_ops() and all_ops()[op].public:
+        opdef = all_ops()[op]
+        if opdef.arity is not None:
+            take = max(0, opdef.arity - len(operands))
+            operands, extra = operands + args[:take], args[take:]
+        elif listed:  # concat([x, y], 1)
+            extra = args
+        else:  # concat(x, y, axis=1)
+            operands, extra = operands + args, []
+        given = {k.arg for k in keywords}
+        free = [a.name for a in opdef.attrs if a.name not in given]
+        if len(extra) > len(free):
+            takes = f"{opdef.arity} operand(s)" if opdef.arity is not None else "a list of operands"
+            attrs = ", ".join(a.name for a in opdef.attrs) or "none"
+            raise _err(f"{op} takes {takes} and the attributes {attrs}; got {len(extra)} more positional argument(s)",
+                       where, node)
+        for name, value in zip(free, extra):
+            keywords.append(ast.copy_location(ast.keyword(arg=name, value=value), value))
+        node = _call(op, [_normalize(o, where, d) for o in operands], keywords, node)
+        return node
+    node.args = [_normalize(a, where, d) for a in node.args]
+    return node
 
 
 def _check(node: ast.AST, where: str, names: list, depth: int) -> None:
