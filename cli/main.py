@@ -190,6 +190,8 @@ def _print_check(result, as_json: bool) -> None:
         f"loss = {result.loss:.10g}; generated code vs reference interpreter: "
         f"max diff {result.interpreter_max_diff:.1e}"
     )
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
     if result.culprit is not None:
         console.print(result.culprit.text(), markup=False, highlight=False)
     elif not result.passed:

@@ -93,15 +93,15 @@ def _vjp(g: Graph, outputs: list[str], cotangents: list[str], wrt: list[str]) ->
     return [totals.get(w) for w in wrt]
 
 
-def differentiate(fwd: Program, strict: bool = False) -> Program:
+def differentiate(fwd: Program) -> Program:
     """The joint program: ``fwd``'s graph plus the gradient of its loss with
     respect to each value in ``fwd.wrt`` (results ``grads.<name>``), with the
     entry points ``forward`` and ``value_and_grad``.
 
     The seed is a ones constant of the loss's shape (the loss has one
-    element). A ``wrt`` value that no gradient reaches (only
-    piecewise-constant ops in between) gets zeros, or a GraphError when
-    ``strict`` (specs compile strict).
+    element). A ``wrt`` value that no gradient reaches (the loss does not
+    depend on it, or only through piecewise-constant ops) gets zeros of its
+    shape, as in autograd and JAX, and a note in ``notes`` saying why.
     """
     g = fwd.graph.copy()
     loss = g.loss
@@ -110,17 +110,20 @@ def differentiate(fwd: Program, strict: bool = False) -> Program:
     with g.context(phase=BACKWARD, origin=loss, source=g.data(loss)["source"]):
         seed = g.add("const", [], {"value": 1.0, "shape": g.shape(loss)}, hint="seed")
     grads = _vjp(g, [loss], [seed], list(fwd.wrt))
+    depends = g.ancestors([loss])
+    notes = list(fwd.notes)
     # Gradients are labelled by the names the user sees (a temporary's
     # printed name when a spec asks for one, as bpc explain does).
     printed = fwd.graph.names() if any(g.data(w)["hint"] != w for w in fwd.wrt) else {}
     for i, (w, gw) in enumerate(zip(fwd.wrt, grads)):
-        if gw is None and strict:
-            raise GraphError(
-                f"no gradient flows from the loss to '{w}': every path goes through an op "
-                "without one (stop_gradient, comparisons, sign, step)",
-                f"wrt[{i}]",
+        if gw is None:  # as autograd and JAX: zeros, with a note saying why
+            shown = printed.get(w, w)
+            why = (
+                "the loss does not depend on it"
+                if w not in depends
+                else "every path to the loss goes through an op without a gradient (stop_gradient, comparisons, sign, step)"
             )
-        if gw is None:  # only piecewise-constant ops in between: zero
+            notes.append(f"wrt[{i}] '{shown}': its gradient is zero: {why}")
             with g.context(phase=BACKWARD, origin=w, source=g.data(w)["source"]):
                 hint = ("g_", w, "", f"g_{w}")
                 if is_static(g.shape(w)):
@@ -130,7 +133,7 @@ def differentiate(fwd: Program, strict: bool = False) -> Program:
         g.set_result(f"grads.{printed.get(w, w)}", gw)
     if seed in g and not g.nx.out_degree(seed) and seed not in g.roots():
         g.remove(seed)
-    return fwd.but(graph=g, entries=gradient_entries(g))
+    return fwd.but(graph=g, entries=gradient_entries(g), notes=tuple(notes))
 
 
 def _name_total(g: Graph, node: str, of: str) -> str:

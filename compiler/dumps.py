@@ -193,6 +193,7 @@ class DumpGraph(_Model):
     dims: list[tuple[Name, _int(1, MAX_DIM_SIZE)]]
     classes: dict[Key, _int(1, MAX_CLASSES)]
     next_seq: _int(0, MAX_SEQ)
+    notes: list[Line] = []
     entries: Optional[list[tuple[EntryName, list[Name], list[Name], Optional[Literal["jvp", "vjp", "hvp"]]]]] = None
     extra_inputs: list[tuple[Annotated[StrictStr, Field(max_length=200, pattern=r"^[A-Za-z][A-Za-z0-9_]*\.[A-Za-z][A-Za-z0-9_]*$")], NodeId]] = []
     results: list[tuple[Annotated[StrictStr, Field(max_length=200, pattern=r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)?$")], NodeId]] = []
@@ -470,7 +471,7 @@ def build(d: Dump, attrs: dict[str, dict]) -> Program:
         entries = tuple(Entry(name, tuple(r), tuple(t), c) for name, r, t, c in gd.entries)
     else:
         entries = (forward_entry(g),) if gd.stage == "forward" else gradient_entries(g)
-    return Program(g, info, tuple(gd.wrt), entries)
+    return Program(g, info, tuple(gd.wrt), entries, tuple(gd.notes))
 
 
 def load(data: Any) -> tuple[Program, str]:

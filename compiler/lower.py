@@ -294,8 +294,9 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
             raise SpecError(f"'{o}' is already an output", path("outputs", i))
         g.set_result(f"outputs.{o}", o)
     depends = g.ancestors([loss])
-    # Default: every param the loss depends on (an unused param has no gradient).
-    wrt = spec.wrt if spec.wrt is not None else [p for p in g.params if p in depends]
+    # Default: every param (as autograd and JAX do, a param the loss does not
+    # use has a zero gradient: an SGD loop over init_params() never misses one).
+    wrt = spec.wrt if spec.wrt is not None else list(g.params)
     if not wrt:
         raise SpecError("nothing to differentiate: no params and no 'wrt'", "wrt")
     seen: set[str] = set()
@@ -316,8 +317,6 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
             raise SpecError(f"'{name}' is listed twice", where)
         if not is_float(g.dtype(w)):
             raise GraphError(f"'{name}' is {_kind(g.dtype(w))}: it has no gradient", where)
-        if w not in depends:
-            raise GraphError(f"the loss '{loss}' does not depend on '{name}'", where)
         seen.add(w)
         ids.append(w)
     return Program(g, info, tuple(ids), (forward_entry(g),))

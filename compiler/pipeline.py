@@ -141,7 +141,7 @@ def compile_graph(
     options = _options(options, passes, comments)
     passes = options.passes
     if stage == "forward":
-        joint = add_modes(differentiate(g, strict=True), options.functions or DEFAULT_FUNCTIONS)
+        joint = add_modes(differentiate(g), options.functions or DEFAULT_FUNCTIONS)
         joint.graph.verify()
     else:
         joint = g

@@ -83,7 +83,12 @@ def text(p: Program) -> str:
     if not g.grads and p.wrt:
         outs.append("wrt=(" + ", ".join(names[w] for w in p.wrt) + ")")
     lines.append(f"  in ({', '.join(outs)}) }}")
+    lines += [f"# note: {_one_line(n)}" for n in p.notes]
     return "\n".join(lines) + "\n"
+
+
+def _one_line(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
 
 
 def _jsonable(v: Any) -> Any:
@@ -153,6 +158,7 @@ def to_json(p: Program, stage: str = "forward") -> dict:
         "dims": [[k, v] for k, v in m.dims.items()],
         "classes": m.classes,
         "next_seq": g._seq,
+        "notes": list(p.notes),
         # entry points beyond forward/value_and_grad (jvp, hvp) and what they use
         "entries": [[e.name, list(e.returns), list(e.takes), e.calls] for e in p.entries],
         "extra_inputs": [[k, names[v]] for k, v in g.extra_inputs.items()],

@@ -62,6 +62,7 @@ class Program:
     info: ModuleInfo
     wrt: tuple[str, ...] = ()
     entries: tuple[Entry, ...] = ()
+    notes: tuple[str, ...] = ()  # what the user should know (a zero gradient and why)
 
     @property
     def dtype(self) -> str:

@@ -22,6 +22,7 @@ class CheckResult:
     tensors: list[TensorCheck]
     interpreter_max_diff: float  # generated code vs reference interpreter
     culprit: Culprit | None = None  # when a gradient is off: the first node whose rule is
+    notes: tuple[str, ...] = ()  # zero gradients and why
     passed: bool = field(init=False)
 
     def __post_init__(self):
@@ -39,6 +40,7 @@ class CheckResult:
             "interpreter_max_diff": self.interpreter_max_diff,
             "tensors": [t.as_dict() for t in self.tensors],
             "culprit": self.culprit.as_dict() if self.culprit else None,
+            "notes": list(self.notes),
         }
 
 
@@ -76,6 +78,7 @@ def check_compiled(
     if not result.passed:
         module = load_source(c.source, c.name)
         result.culprit = localise(c.forward.graph, example_arrays(module, seed, dims), seed or 0)
+    result.notes = c.joint.notes
     return result
 
 

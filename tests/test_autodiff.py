@@ -112,3 +112,37 @@ def test_vjp_takes_the_seed_as_an_argument():
     g.params.append(u)
     _, grads = vjp(g, [g.loss], [s], ["x", "u"])
     assert grads[1] is None
+
+
+def test_a_wrt_value_without_a_gradient_gets_zeros_and_a_note(tmp_path):
+    """As autograd and JAX: zeros of its shape, never a KeyError in an SGD
+    loop over init_params(); bpc check and the IR dump say why."""
+    from bpc.compiler import printing
+
+    c = compile_text(
+        spec(
+            params=[{"name": "W", "shape": [2]}, {"name": "V", "shape": [3]}, {"name": "U", "shape": [2]}],
+            inputs=[{"name": "x", "shape": [2]}],
+            nodes=["loss = sum(W * x) + sum(stop_gradient(U) * (x > 0))"],
+            loss="loss",
+        )
+    )
+    m = load_source(c.source)
+    assert m.WRT == ("W", "V", "U")  # every param by default
+    arrays = {**m.init_params(), **m.example_inputs()}
+    _, g = m.value_and_grad(**arrays)
+    assert np.array_equal(g["V"], np.zeros(3)) and np.array_equal(g["U"], np.zeros(2))
+    params = m.init_params()
+    for _ in range(2):  # an SGD step over every param
+        _, g = m.value_and_grad(**params, **m.example_inputs())
+        params = {k: v - 0.1 * g[k] for k, v in params.items()}
+    result = check_compiled(c, seed=0)
+    assert result.passed
+    assert result.notes == (
+        "wrt[1] 'V': its gradient is zero: the loss does not depend on it",
+        "wrt[2] 'U': its gradient is zero: every path to the loss goes through an op without a gradient "
+        "(stop_gradient, comparisons, sign, step)",
+    )
+    text = printing.dump(c.optimized, "text")
+    assert "# note: wrt[1] 'V': its gradient is zero" in text
+    assert json.loads(printing.dump(c.optimized, "json", "optimized"))["graph"]["notes"] == list(result.notes)
