@@ -1048,6 +1048,7 @@ FAILURE_KINDS = (
     "fd_mismatch",
     "rule_mismatch",
     "oracle_error",
+    "mode_mismatch",
 )
 
 
@@ -1357,6 +1358,7 @@ def check_spec(
     fd: bool = True,
     max_fd_elements: int | None = 32,
     wrap_module: Callable[[Any], Any] | None = None,
+    modes: bool = True,
 ) -> Outcome:
     """Compile ``spec`` at every optimization level and check each module (see above).
 
@@ -1448,7 +1450,52 @@ def check_spec(
         if wanted is not None and level not in wanted:
             continue
         check_module(c, level, arrays, ref_loss, ref_grads, numeric, scale, out, wrap_module, int_arrays)
+    if modes and wanted is None and all(w in arrays64 for w in wrt):
+        check_modes(text, arrays, ref_grads, out)
     return out
+
+
+def check_modes(text: str, arrays: dict[str, Any], ref_grads: dict[str, np.ndarray], out: Outcome) -> None:
+    """Forward mode and second order on the same network (``mode_mismatch``):
+    ``jvp``'s d_loss against ``<grads, t>`` for random tangents (the
+    dot-product test: no step size, so kinks do not matter: both modes use
+    the same subgradients), and ``hvp``'s loss and gradients against
+    ``value_and_grad``'s, with finite float arrays of the wrt shapes."""
+    from bpc.compiler.options import CompileOptions
+    from bpc.compiler.pipeline import compile_text
+    from bpc.runtime.loader import load_source
+
+    try:
+        c = compile_text(text, options=CompileOptions(functions=("forward", "value_and_grad", "jvp", "hvp")))
+        m = load_source(c.source, "modes")
+    except BpcError as e:
+        out.fail("compile_error", "modes", f"with jvp and hvp: {_exc(e)}")
+        return
+    except Exception as e:  # noqa: BLE001
+        out.fail("compile_error", "modes", _exc(e))
+        return
+    rng = np.random.default_rng(11)
+    wrt = list(m.WRT)
+    t = {w: rng.standard_normal(np.shape(arrays[w])) for w in wrt}
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            d_loss = float(np.sum(m.jvp(**arrays, tangents=t)[1]))
+            _, grads, hv = m.hvp(**arrays, vectors=t)
+    except Exception as e:  # noqa: BLE001
+        out.fail("run_error", "modes", f"jvp/hvp: {_exc(e)}")
+        return
+    terms = [np.asarray(ref_grads[w], dtype=np.float64) * t[w] for w in wrt]
+    dot = float(sum(np.sum(x) for x in terms))
+    size = float(sum(np.sum(np.abs(x)) for x in terms))
+    if not (abs(d_loss - dot) <= 1e-8 * max(1.0, size)) and math.isfinite(dot):
+        out.fail("mode_mismatch", "modes", f"jvp d_loss {d_loss!r}, <grads, t> {dot!r}")
+    for w in wrt:
+        if not _close(grads[w], ref_grads[w]):
+            out.fail("mode_mismatch", "modes", f"hvp's gradient of {w} differs from the interpreter's")
+        h = np.asarray(hv[w])
+        if h.shape != np.shape(arrays[w]) or h.dtype != np.float64:
+            out.fail("mode_mismatch", "modes", f"hvp[{w}] is {_short(hv[w])}, expected float64 of shape {np.shape(arrays[w])}")
 
 
 def integer_arrays(spec: dict[str, Any]) -> dict[str, np.ndarray]:
