@@ -620,21 +620,21 @@ def _composite(p: Program, entry: Entry, args: list[str], arg_doc: list[str]) ->
             f"element of the {'WRT values' if entry.calls == 'jvp' else 'outputs'}.",
         ]
     basis = cols if entry.calls in ("jvp", "hvp") else rows
-    lines.append(f"e = np.eye({n})")
+    lines.append(f"_bpc_e = np.eye({n})")  # (the _bpc prefix: no user name can clash)
     for k in range(n):
         parts = []
         for key, (a, b, shape) in basis.items():
-            parts.append(f"{json.dumps(key)}: e[{k}, {a}:{b}].reshape({pyval(shape)})")
-        lines.append(f"c{k} = {entry.calls}({call_args}, {group}={{{', '.join(parts)}}})[{index}]")
+            parts.append(f"{json.dumps(key)}: _bpc_e[{k}, {a}:{b}].reshape({pyval(shape)})")
+        lines.append(f"_bpc_c{k} = {entry.calls}({call_args}, {group}={{{', '.join(parts)}}})[{index}]")
     result = []
     for r, (ra, rb, rshape) in rows.items():
         inner = []
         for c, (ca, cb, cshape) in cols.items():
             if entry.calls in ("jvp", "hvp"):  # columns: d row / d basis k
-                terms = ", ".join(f"c{k}[{json.dumps(r)}]" for k in range(ca, cb))
+                terms = ", ".join(f"_bpc_c{k}[{json.dumps(r)}]" for k in range(ca, cb))
                 expr = f"np.stack([{terms}], axis=-1).reshape({pyval(rshape + cshape)})"
             else:  # rows: d basis k / d column
-                terms = ", ".join(f"c{k}[{json.dumps(c)}]" for k in range(ra, rb))
+                terms = ", ".join(f"_bpc_c{k}[{json.dumps(c)}]" for k in range(ra, rb))
                 expr = f"np.stack([{terms}], axis=0).reshape({pyval(rshape + cshape)})"
             inner.append(f"{json.dumps(c)}: {expr}")
         result.append(f"{json.dumps(r)}: {{{', '.join(inner)}}}")

@@ -139,6 +139,7 @@ def _normalize(node: ast.AST, where: str, depth: int) -> ast.AST:
                        "(or as the value of an attribute)", where, node)
         return node
     func = node.func
+    is_dot = isinstance(func, ast.Attribute) and func.attr == "dot"
     if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in ("np", "numpy"):
         op = NP_FUNCS.get(func.attr)
         if op is None:
@@ -195,6 +196,8 @@ def _normalize(node: ast.AST, where: str, depth: int) -> ast.AST:
         for name, value in zip(free, extra):
             keywords.append(ast.copy_location(ast.keyword(arg=name, value=value), value))
         node = _call(op, [_normalize(o, where, d) for o in operands], keywords, node)
+        if is_dot:
+            node._bpc_dot = True  # checked against operand ranks when lowered
         return node
     node.args = [_normalize(a, where, d) for a in node.args]
     return node
@@ -373,6 +376,11 @@ def lower(parsed: Parsed, graph, where: str) -> str:
             return add("transpose", [build(node.value, None)], {"axes": None})
         if isinstance(node, ast.Call):
             args = [build(a, None) for a in node.args]
+            if getattr(node, "_bpc_dot", False) and any(len(graph.shape(a)) > 2 for a in args):
+                # np.dot of N-D arrays contracts a's last axis with b's second to
+                # last over all pairs of batches: not matmul
+                raise _err("np.dot of arrays with more than 2 dimensions is not matmul: write matmul(a, b) "
+                           "or a @ b for batched products", src, node)
             attrs = {kw.arg: _literal(kw.value, src) for kw in node.keywords}
             return add(node.func.id, args, attrs)
         raise AssertionError(type(node))

@@ -142,6 +142,9 @@ def add_modes(p: Program, functions: tuple[str, ...]) -> Program:
         # one call per basis vector of the smaller side: reverse mode when
         # the outputs are fewer, forward mode when the inputs are
         composites.append(Entry(JACOBIAN, (), (), VJP if k_out < k_in else JVP))
+    for e in composites:
+        if e.calls in g.params + g.inputs:
+            raise GraphError(f"{e.name} calls {e.calls}(...): rename the value '{e.calls}'", "emit")
     wanted = set(functions) | {e.calls for e in composites}
     modes = [f for f in (JVP, VJP, HVP) if f in wanted]
     if not modes:
@@ -149,7 +152,7 @@ def add_modes(p: Program, functions: tuple[str, ...]) -> Program:
     for i, w in enumerate(p.wrt):
         if g.op(w) not in ("param", "input"):
             raise GraphError(
-                f"{' and '.join(modes)} need wrt values that are params or inputs; '{w}' is computed",
+                f"{' and '.join(modes)} need{'s' if len(modes) == 1 else ''} wrt values that are params or inputs; '{w}' is computed",
                 f"wrt[{i}]",
             )
     for mode, group in ((JVP, "tangents"), (VJP, "cotangents"), (HVP, "vectors")):

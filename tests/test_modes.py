@@ -300,3 +300,51 @@ def test_dumps_keep_composite_entry_points(stage):
     data["graph"]["entries"][-1][3] = None  # a hessian that calls nothing
     with pytest.raises(BpcError, match="call an entry point"):
         printing.from_json(data)
+
+
+# ------------------------------------------------------------------ review of the modes (regressions)
+
+
+def test_composites_do_not_clash_with_user_names():
+    import json
+
+    from bpc.compiler.pipeline import compile_text
+
+    spec = {"params": [{"name": "e", "shape": [], "value": 3.0}, {"name": "c0", "shape": [], "value": 2.0}],
+            "nodes": ["y = e * e * c0", "loss = y"], "loss": "loss", "outputs": ["y"],
+            "emit": ["value_and_grad", "jacobian", "hessian"]}
+    m = load_source(compile_text(json.dumps(spec)).source, "clash")
+    J = m.jacobian(e=3.0, c0=2.0)
+    assert float(J["y"]["e"]) == 12.0 and float(J["y"]["c0"]) == 9.0  # d(e^2 c0)/de, /dc0
+    H = m.hessian(e=3.0, c0=2.0)
+    assert float(H["e"]["e"]) == 4.0 and float(H["e"]["c0"]) == 6.0 == float(H["c0"]["e"])
+    spec = {"params": [{"name": "hvp", "shape": [2]}], "nodes": ["loss = sum(hvp * hvp)"], "loss": "loss"}
+    with pytest.raises(BpcError, match="hessian calls hvp"):
+        compile_text(json.dumps(spec), options=CompileOptions(functions=("hessian",)))
+
+
+def test_check_adds_value_and_grad_when_the_module_has_none():
+    from bpc.runtime.check import check_compiled
+
+    c = compile_file("examples/neuron.json", options=CompileOptions(functions=("hessian",)))
+    assert "value_and_grad" not in load_source(c.source, "n").ENTRY_POINTS
+    assert check_compiled(c, seed=0).passed
+
+
+def test_order_2_with_stop_gradient_checks_hvp_by_symmetry():
+    import json
+
+    from bpc.compiler.pipeline import compile_text
+    from bpc.runtime.check import check_compiled
+
+    spec = {"params": [{"name": "a", "shape": [2], "value": [1.0, 2.0]}, {"name": "b", "shape": [2], "value": [3.0, 4.0]}],
+            "nodes": ["s = stop_gradient(a * b)", "loss = sum(s * a * a)"], "loss": "loss", "wrt": ["a"]}
+    r = check_compiled(compile_text(json.dumps(spec)), seed=0, order=2)
+    assert r.passed and any(t.name == "hvp (symmetry: stop_gradient)" for t in r.tensors)
+
+
+def test_a_nan_gradient_never_passes():
+    from bpc.runtime.gradcheck import compare
+
+    t = compare("b", np.array([np.nan, 1.0]), np.array([np.nan, 1.0]))
+    assert not t.passed

@@ -58,6 +58,7 @@ REFUSED = {
     "too many positionals": ("l = sum(leaky_relu(x, 0.1, 2))", "leaky_relu takes 1 operand(s) and the attributes alpha"),
     "clip bound not a number": ("l = sum(x.clip(y))", "clip bounds must be numbers or None"),
     "attribute access": ("l = sum(x.shape)", "only .T"),
+    "np.dot of N-D arrays": ("l = sum(np.dot(z, w))", "np.dot of arrays with more than 2 dimensions is not matmul"),
 }
 
 
