@@ -1198,11 +1198,18 @@ TIE_OPS = {"maximum", "minimum"}
 EXTREME_OPS = {"max", "min"}
 
 
-def _near(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
-    return np.abs(a - b) <= KINK_DELTA * np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
+def _near(a: np.ndarray, b: np.ndarray | float, delta: float = KINK_DELTA) -> np.ndarray:
+    return np.abs(a - b) <= delta * np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
 
 
-def kink_watchers(fwd: Any, values: Aux) -> tuple[set[str], list[Callable[[Aux], bool]]]:
+# Within this (relative) of a kink or a tie, two correct implementations that
+# round differently (the interpreter's sigmoid and the emitted one) may sit
+# on opposite sides, and AD's subgradient differs with the side: gradients
+# are then not compared with the interpreter's (loss and differences still are).
+ROUNDING_DELTA = 1e-9
+
+
+def kink_watchers(fwd: Any, values: Aux, delta: float = KINK_DELTA) -> tuple[set[str], list[Callable[[Aux], bool]]]:
     """Where the forward pass sits on a kink, and how to see a perturbation move it.
 
     Returns the nodes to watch and predicates ``moved(values at a perturbed
@@ -1232,18 +1239,18 @@ def kink_watchers(fwd: Any, values: Aux) -> tuple[set[str], list[Callable[[Aux],
         if opdef.kinks and len(args) == 1:
             mask = np.zeros(np.shape(xs[0]), bool)
             for k in opdef.kinks:
-                mask |= _near(xs[0], k)
+                mask |= _near(xs[0], k, delta)
             if mask.any():
                 watch.add(args[0])
                 preds.append(lambda v, a=args[0], m=mask, x=xs[0]: bool(np.any(m & (v[a] != x))))
         elif (op in TIE_OPS or opdef.category == "comparison") and len(args) == 2:
             diff = np.asarray(xs[0] - xs[1])
-            mask = _near(xs[0] + 0 * xs[1], xs[1] + 0 * xs[0])
+            mask = _near(xs[0] + 0 * xs[1], xs[1] + 0 * xs[0], delta)
             if mask.any():
                 watch.update(args)
                 preds.append(lambda v, a=args, m=mask, d=diff: bool(np.any(m & ((v[a[0]] - v[a[1]]) != d))))
         elif op == "where":
-            mask = _near(xs[0], 0.0)
+            mask = _near(xs[0], 0.0, delta)
             if mask.any():
                 watch.add(args[0])
                 preds.append(lambda v, a=args[0], m=mask, x=xs[0]: bool(np.any(m & (v[a] != x))))
@@ -1251,7 +1258,7 @@ def kink_watchers(fwd: Any, values: Aux) -> tuple[set[str], list[Callable[[Aux],
             x = np.asarray(xs[0])
             axes = norm_axes(fwd.attrs(n).get("axis"), x.ndim)
             ext = (np.max if op == "max" else np.min)(x, axis=axes, keepdims=True)
-            tied = _near(x, ext)
+            tied = _near(x, ext, delta)
             mask = tied & (np.sum(tied, axis=axes, keepdims=True) >= 2)
             if mask.any():
                 watch.add(args[0])
@@ -1428,6 +1435,7 @@ def check_spec(
     # decompositions such as logsumexp's shift): pinned while perturbing.
     pinned = {n: values[n] for n in fwd.nx.nodes if fwd.op(n) == "stop_gradient"}
     watch, watchers = kink_watchers(fwd, values)
+    on_tie = bool(kink_watchers(fwd, values, ROUNDING_DELTA)[0])
 
     def crossed(vals: Aux) -> bool:
         return any(moved(vals) for moved in watchers)
@@ -1449,7 +1457,7 @@ def check_spec(
     for level, c in compiled.items():
         if wanted is not None and level not in wanted:
             continue
-        check_module(c, level, arrays, ref_loss, ref_grads, numeric, scale, out, wrap_module, int_arrays)
+        check_module(c, level, arrays, ref_loss, ref_grads, numeric, scale, out, wrap_module, int_arrays, on_tie)
     if modes and wanted is None and all(w in arrays64 for w in wrt):
         check_modes(text, arrays, ref_grads, out)
     return out
@@ -1524,6 +1532,7 @@ def check_module(
     out: Outcome,
     wrap_module: Callable[[Any], Any] | None = None,
     int_arrays: dict[str, np.ndarray] | None = None,
+    on_tie: bool = False,
 ) -> None:
     """Check the module of one compiled level against the oracle's results.
 
@@ -1604,7 +1613,7 @@ def check_module(
                 out.fail(
                     "grad_type", level, f"{what} is {_short(g)}, expected a float array of shape {shape}"
                 )
-            if not _close(g, own_grads[w]):
+            if not _close(g, own_grads[w]) and not on_tie:  # (see ROUNDING_DELTA)
                 out.fail(
                     "interp_mismatch", level, f"{what}: got {_short(g)}, interpreter {_short(own_grads[w])}"
                 )
