@@ -134,6 +134,27 @@ class Stmt:
     source: str | None
 
 
+# Comments of the derivative blocks: per phase, the header said when the block
+# starts, and each op's rule in words.
+PHASE_COMMENTS = {
+    BACKWARD: (
+        [
+            "# Backward pass: the chain rule, from the loss back to the inputs.",
+            "# g_<name> is d loss / d <name>; in the rules below g is the gradient",
+            "# arriving at an op's output and y is that output.",
+        ],
+        lambda op: op.derivative,
+    ),
+    TANGENT: (
+        [
+            "# Forward mode: each t_<name> is the derivative of <name> along the",
+            "# direction given, computed beside the values by each op's tangent rule.",
+        ],
+        tangent_text,
+    ),
+}
+
+
 class _Emitter:
     def __init__(self, g: Graph, roots: list[str], opts: CodegenOptions, names: dict[str, str], info: ModuleInfo):
         self.g = g
@@ -281,11 +302,11 @@ class _Emitter:
         lines: list[str] = []
         phase, source, rule = FORWARD, None, None
         for i, s in enumerate(stmts):
-            if self.opts.comments and s.phase == TANGENT:
-                if phase != TANGENT:
-                    lines.append("")
-                    lines.append("# Forward mode: each t_<name> is the derivative of <name> along the")
-                    lines.append("# direction given, computed beside the values by each op's tangent rule.")
+            block = PHASE_COMMENTS.get(s.phase) if self.opts.comments else None
+            if block is not None:
+                header, rule_of = block
+                if phase != s.phase:
+                    lines += ["", *header]
                 if s.source != source:
                     text = self.info.source_text.get(s.source) if s.source else None
                     if text:
@@ -294,26 +315,8 @@ class _Emitter:
                 origin = g.origin(s.target) if s.target in g else None
                 if origin in g and g.op(origin) not in SOURCES:
                     op = get_op(g.op(origin))
-                    words = tangent_text(op)
+                    words = rule_of(op)
                     text = f"#   {_comment_text(op.name + ': ' + words)}" if words else None
-                    if text and text != rule:
-                        lines.append(text)
-                        rule = text
-            elif self.opts.comments and s.phase == BACKWARD:
-                if phase != BACKWARD:
-                    lines.append("")
-                    lines.append("# Backward pass: the chain rule, from the loss back to the inputs.")
-                    lines.append("# g_<name> is d loss / d <name>; in the rules below g is the gradient")
-                    lines.append("# arriving at an op's output and y is that output.")
-                if s.source != source:
-                    text = self.info.source_text.get(s.source) if s.source else None
-                    if text:
-                        lines.append(f"# {s.source}: {_comment_text(text)}")
-                    source, rule = s.source, None
-                origin = g.origin(s.target) if s.target in g else None
-                if origin in g and g.op(origin) not in SOURCES:
-                    op = get_op(g.op(origin))
-                    text = f"#   {_comment_text(op.name + ': ' + op.derivative)}" if op.derivative else None
                     if text and text != rule:
                         lines.append(text)
                         rule = text

@@ -83,12 +83,10 @@ def text(p: Program) -> str:
     if not g.grads and p.wrt:
         outs.append("wrt=(" + ", ".join(names[w] for w in p.wrt) + ")")
     lines.append(f"  in ({', '.join(outs)}) }}")
-    lines += [f"# note: {_one_line(n)}" for n in p.notes]
+    from .codegen import _comment_text
+
+    lines += [f"# note: {_comment_text(n)}" for n in p.notes]
     return "\n".join(lines) + "\n"
-
-
-def _one_line(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
 
 
 def _jsonable(v: Any) -> Any:
