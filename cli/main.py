@@ -113,10 +113,20 @@ def _compile(
     name: str | None = None,
     dtype: str = "float64",
     emit: str | None = None,
+    source: "SourceFlags | None" = None,
 ) -> Compiled:
+    src = source or SourceFlags()
     try:
         options = CompileOptions(
-            dtype=dtype, passes=frozenset() if O0 else None, comments=comments, name=name, functions=emit
+            dtype=dtype,
+            passes=frozenset() if O0 else None,
+            comments=comments,
+            name=name,
+            functions=emit,
+            wrt=src.wrt_names(),
+            loss=src.loss,
+            fn=src.fn,
+            shapes=src.shape_map(),
         )
     except BpcError as e:
         fail(BpcError(e.message, "--emit" if e.location == "functions" else e.location))
@@ -125,6 +135,53 @@ def _compile(
     except BpcError as e:
         fail(e)
         raise  # unreachable
+
+
+class SourceFlags:
+    """The flags that say what to compile from a source: ``--fn``, ``--wrt``,
+    ``--loss``, ``--shape`` (every front end reads the ones it needs)."""
+
+    def __init__(self, fn=None, wrt=None, loss=None, shape=None):
+        self.fn, self.wrt, self.loss, self.shape = fn, wrt, loss, shape or []
+
+    def wrt_names(self) -> tuple[str, ...] | None:
+        if self.wrt is None:
+            return None
+        names = tuple(w.strip() for w in self.wrt.split(",") if w.strip())
+        if not names:
+            fail(BpcError("expected one or more names separated by commas", "--wrt"))
+        for w in names:
+            try:
+                check_name(w, "--wrt")
+            except BpcError as e:
+                fail(e)
+        return names
+
+    def shape_map(self) -> tuple:
+        out: dict[str, tuple] = {}
+        for item in self.shape:
+            m = _SHAPE_FLAG.fullmatch(item)
+            if m is None:
+                fail(BpcError(f"expected NAME=D1,D2,... (sizes or dim names), got {item[:40]!r}", "--shape"))
+            name = m.group(1)
+            try:
+                check_name(name, "--shape")
+            except BpcError as e:
+                fail(e)
+            dims = tuple(int(d) if d.isdigit() else d for d in m.group(2).split(",") if d) if m.group(2) else ()
+            if any(d == 0 for d in dims):
+                fail(BpcError(f"sizes of '{name}' must be positive", "--shape"))
+            if name in out:
+                fail(BpcError(f"'{name}' is given twice", "--shape"))
+            out[name] = dims
+        return tuple(out.items())
+
+
+_SHAPE_FLAG = re.compile(r"([^=]*)=((?:[0-9]{1,12}|[A-Za-z][A-Za-z0-9_]{0,63})(?:,(?:[0-9]{1,12}|[A-Za-z][A-Za-z0-9_]{0,63}))*|)", re.ASCII)
+FN_HELP = "Python source: the function to compile (default: the file's last top-level function)"
+WRT_HELP = "names to differentiate, comma-separated (replaces the spec's \"wrt\"; Python: default the function's arguments)"
+LOSS_HELP = "the loss: a node name (JSON), a function or returned value (Python), a loss kind (ONNX)"
+SHAPE_HELP = "Python source: shape of an argument, e.g. W1=3,2 or x=batch,784 (repeatable)"
 
 
 EMIT_HELP = "functions the module has, comma-separated: forward, value_and_grad, jvp, vjp, hvp, jacobian, hessian (default: the spec's \"emit\", else forward,value_and_grad)"
@@ -279,6 +336,10 @@ def compile(
     name: Optional[str] = typer.Option(None, "--name", help=NAME_HELP + "; one spec only"),
     dtype: DType = typer.Option(DType.float64, "--dtype", help=DTYPE_HELP),
     emit: Optional[str] = typer.Option(None, "--emit", help=EMIT_HELP),
+    fn: Optional[str] = typer.Option(None, "--fn", help=FN_HELP),
+    wrt: Optional[str] = typer.Option(None, "--wrt", help=WRT_HELP),
+    loss: Optional[str] = typer.Option(None, "--loss", help=LOSS_HELP),
+    shape: Optional[list[str]] = typer.Option(None, "--shape", help=SHAPE_HELP),
 ) -> None:
     """Compile each SPEC into OUT/<name>.py.
 
@@ -287,7 +348,8 @@ def compile(
     """
     if name is not None and len(specs) != 1:
         fail(BpcError("--name needs exactly one spec", "--name"))
-    compiled = [_compile(s, O0, not no_comments, name, dtype.value, emit) for s in specs]
+    source = SourceFlags(fn, wrt, loss, shape)
+    compiled = [_compile(s, O0, not no_comments, name, dtype.value, emit, source) for s in specs]
     names = [c.name for c in compiled]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -324,6 +386,10 @@ def check(
     dtype: DType = typer.Option(DType.float64, "--dtype", help=DTYPE_HELP),
     emit: Optional[str] = typer.Option(None, "--emit", help=EMIT_HELP),
     order: int = typer.Option(1, "--order", min=1, max=2, help="2: also check hvp (against differences of the gradient) and jvp (dot-product test)"),
+    fn: Optional[str] = typer.Option(None, "--fn", help=FN_HELP),
+    wrt: Optional[str] = typer.Option(None, "--wrt", help=WRT_HELP),
+    loss: Optional[str] = typer.Option(None, "--loss", help=LOSS_HELP),
+    shape: Optional[list[str]] = typer.Option(None, "--shape", help=SHAPE_HELP),
 ) -> None:
     """Compile SPEC in memory, run it, compare gradients with finite differences.
 
@@ -332,7 +398,7 @@ def check(
     Example: bpc check examples/neuron.json
     """
     dims = _parse_dims(dim)
-    c = _compile(spec, O0, name=name, dtype=dtype.value, emit=emit)
+    c = _compile(spec, O0, name=name, dtype=dtype.value, emit=emit, source=SourceFlags(fn, wrt, loss, shape))
     try:
         passed = _check(c, seed, as_json, dims, samples, order)
     except BpcError as e:
@@ -351,6 +417,10 @@ def ir(
     name: Optional[str] = typer.Option(None, "--name", help=NAME_HELP),
     dtype: DType = typer.Option(DType.float64, "--dtype", help=DTYPE_HELP),
     emit: Optional[str] = typer.Option(None, "--emit", help=EMIT_HELP),
+    fn: Optional[str] = typer.Option(None, "--fn", help=FN_HELP),
+    wrt: Optional[str] = typer.Option(None, "--wrt", help=WRT_HELP),
+    loss: Optional[str] = typer.Option(None, "--loss", help=LOSS_HELP),
+    shape: Optional[list[str]] = typer.Option(None, "--shape", help=SHAPE_HELP),
 ) -> None:
     """Print the IR of SPEC at a stage, as text, JSON, or a picture.
 
@@ -359,7 +429,7 @@ def ir(
     """
     from ..compiler import printing
 
-    c = _compile(spec, name=name, dtype=dtype.value, emit=emit)
+    c = _compile(spec, name=name, dtype=dtype.value, emit=emit, source=SourceFlags(fn, wrt, loss, shape))
     if stats:
         typer.echo(printing.stats(c.report), nl=False)
         return

@@ -23,7 +23,9 @@ class CompileOptions:
     module name (default: the spec's ``name``, else its file name).
     ``target``: the array library of the generated module. ``functions``: the
     entry points to emit (default: all; the ``_self_check`` appendix comes
-    with ``forward`` and ``value_and_grad`` together).
+    with ``forward`` and ``value_and_grad`` together). ``wrt``: the names to
+    differentiate (replaces the spec's). ``loss``, ``fn``, ``shapes``: what a
+    front end compiles (``compiler/frontends``).
     """
 
     dtype: str = "float64"
@@ -32,6 +34,14 @@ class CompileOptions:
     name: str | None = None
     target: str = "numpy"
     functions: tuple[str, ...] | None = None  # None: the spec's "emit", else DEFAULT_FUNCTIONS
+    # What to differentiate, for every front end (a JSON spec's "wrt" is replaced).
+    wrt: tuple[str, ...] | None = None
+    # The loss: a JSON spec's node name; a Python file's function or returned
+    # value; an ONNX model's loss kind (mse, sse, ...). See each front end.
+    loss: str | None = None
+    # Front-end only: the Python function to compile, and shapes of its arguments.
+    fn: str | None = None
+    shapes: tuple[tuple[str, tuple[int | str, ...]], ...] = ()
 
     def __post_init__(self):
         if self.functions is None:
@@ -42,6 +52,12 @@ class CompileOptions:
             functions = tuple(self.functions)
         if functions is not None:
             self._set_functions(functions)
+        if isinstance(self.wrt, str):
+            object.__setattr__(self, "wrt", tuple(w.strip() for w in self.wrt.split(",") if w.strip()))
+        elif self.wrt is not None:
+            object.__setattr__(self, "wrt", tuple(self.wrt))
+        if isinstance(self.shapes, dict):
+            object.__setattr__(self, "shapes", tuple((k, tuple(v)) for k, v in self.shapes.items()))
         self._check()
 
     def _set_functions(self, functions: tuple[str, ...]) -> None:

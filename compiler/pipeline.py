@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .autodiff import differentiate
 from .codegen import CodegenOptions, generate
-from .errors import SpecError
+from .errors import BpcError, SpecError
 from .options import DEFAULT_FUNCTIONS, CompileOptions
 from .targets import get_target
 from .program import Program, add_modes
@@ -85,9 +85,23 @@ def compile_spec(
     options = _options(options, passes, comments)
     if options.name is not None:
         spec = spec.model_copy(update={"name": options.name})
+    if options.fn is not None or options.shapes:
+        flag = "--fn" if options.fn is not None else "--shape"
+        raise SpecError("is for Python sources (a .py file); a JSON spec names its own values and shapes", flag)
+    if options.wrt is not None:
+        spec = spec.model_copy(update={"wrt": list(options.wrt)})
+    if options.loss is not None:  # a front end has used it already (it passes None)
+        spec = spec.model_copy(update={"loss": options.loss})
     if options.functions is None and spec.emit is not None:
         options = options.but(functions=tuple(spec.emit))
-    fwd = lower(spec, spec_path, spec_text, dtype=options.ir_dtype)
+    try:
+        fwd = lower(spec, spec_path, spec_text, dtype=options.ir_dtype)
+    except BpcError as e:  # a --wrt/--loss flag, not the spec's own key, is at fault
+        if options.wrt is not None and (e.location or "").startswith("wrt"):
+            raise type(e)(e.message, "--wrt") from None
+        if options.loss is not None and e.location == "loss":
+            raise type(e)(e.message, "--loss") from None
+        raise
     fwd.graph.verify()
     return compile_graph(fwd, "forward", spec=spec, options=options)
 
@@ -113,6 +127,12 @@ def compile_file(
         options = options.but(name=name)
     if options.name is not None:
         check_name(options.name, "--name")
+    from .frontends import frontend_for
+
+    load = frontend_for(path)
+    if load is not None:
+        src = load(Path(path), options)
+        return compile_spec(src.spec, spec_path=src.path, spec_text=src.text, options=options.but(loss=None, fn=None, shapes=()))
     text = read_text(path)
     data = parse_json(text, str(path))
     if printing.is_ir_dump(data):

@@ -477,3 +477,29 @@ def test_utf8_byte_order_mark_is_accepted(tmp_path):
     p = write(tmp_path, b"\xef\xbb\xbf" + json.dumps(GOOD).encode())
     r = run("compile", p, "-o", tmp_path / "out")
     assert r.exit_code == 0, r.output and (tmp_path / "out" / "net.py").exists()
+
+
+def test_wrt_and_loss_flags_replace_the_specs_own(tmp_path):
+    """--wrt and --loss work for every front end, JSON included; a bad name is
+    reported at the flag, not at the spec's key."""
+    r = run("compile", "examples/sigmoid_2_3_1.json", "--wrt", "X0,W1", "-o", str(tmp_path))
+    assert r.exit_code == 0, r.output
+    assert 'WRT = ("X0", "W1")' in (tmp_path / "sigmoid_2_3_1.py").read_text()
+    r = run("check", "examples/neuron.json", "--wrt", "nope")
+    assert r.exit_code == 2 and "error: --wrt: unknown name 'nope'" in r.output
+    r = run("check", "examples/neuron.json", "--loss", "zz")
+    assert r.exit_code == 2 and "error: --loss: unknown name 'zz'" in r.output
+    r = run("check", "examples/neuron.json", "--wrt", " , ")
+    assert r.exit_code == 2 and "error: --wrt:" in r.output
+
+
+@pytest.mark.parametrize("flag", [["--fn", "f"], ["--shape", "W=3,2"]])
+def test_python_only_flags_are_refused_for_a_json_spec(flag):
+    r = run("check", "examples/neuron.json", *flag)
+    assert r.exit_code == 2 and f"error: {flag[0]}: is for Python sources" in r.output
+
+
+@pytest.mark.parametrize("bad", ["W", "W=3,,2", "W=0", "1W=3", "W=3;import os"])
+def test_shape_flag_syntax(bad):
+    r = run("compile", "examples/neuron.json", "--shape", bad)
+    assert r.exit_code == 2 and "error: --shape:" in r.output and "Traceback" not in r.output
