@@ -7,6 +7,8 @@ names exist and the loss depends on them), each error naming its spec location.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import hashlib
 import math
 from dataclasses import dataclass
@@ -129,8 +131,19 @@ def expand_mlp(m: MLP) -> tuple[list[TensorDecl], list[TensorDecl], list[tuple[s
     return inputs, params, nodes, "loss"
 
 
-def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None, dtype: str = "f64") -> Program:
-    """The forward program of a spec; values compute in ``dtype`` (``f64``/``f32``)."""
+def lower(
+    spec: Spec,
+    spec_path: str | None = None,
+    spec_text: str | None = None,
+    dtype: str = "f64",
+    node_sources: Sequence[tuple[str, str]] = (),
+) -> Program:
+    """The forward program of a spec; values compute in ``dtype`` (``f64``/``f32``).
+
+    ``node_sources`` (from a front end) gives, for each of ``spec.nodes``, the
+    location and text it came from (``net.py:12``, the Python line): they
+    replace ``nodes[i]`` in messages and the generated module's comments.
+    """
     info = ModuleInfo(
         name=module_name(spec, spec_path),
         spec_path=spec_path or "<memory>",
@@ -155,7 +168,8 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
         params += [(d, "mlp") for d in mp]
         raw_nodes += mn
         loss = loss or mloss
-    raw_nodes += [(n, path("nodes", i)) for i, n in enumerate(spec.nodes)]
+    raw_nodes += [(n, node_sources[i][0] if node_sources else path("nodes", i)) for i, n in enumerate(spec.nodes)]
+    shown_text = {where: text for where, text in node_sources}
     if len(raw_nodes) > MAX_NODES:
         raise SpecError(f"more than {MAX_NODES} nodes", "nodes")
 
@@ -251,7 +265,7 @@ def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None
     for i in order:
         it = items[i]
         with g.context(source=it.where):
-            info.source_text[it.where] = op_node_text(it.op) if it.op else it.text
+            info.source_text[it.where] = shown_text.get(it.where) or (op_node_text(it.op) if it.op else it.text)
             if it.parsed is not None:
                 expr.lower(it.parsed, g, it.where)
             else:

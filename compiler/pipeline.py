@@ -80,8 +80,11 @@ def compile_spec(
     passes: set[str] | None = None,
     comments: bool | None = None,
     options: CompileOptions | None = None,
+    node_sources=(),
 ) -> Compiled:
-    """Spec -> forward IR -> joint IR -> optimized IR -> module source."""
+    """Spec -> forward IR -> joint IR -> optimized IR -> module source.
+
+    ``node_sources``: where each spec node came from, when a front end made the spec."""
     options = _options(options, passes, comments)
     if options.name is not None:
         spec = spec.model_copy(update={"name": options.name})
@@ -95,7 +98,7 @@ def compile_spec(
     if options.functions is None and spec.emit is not None:
         options = options.but(functions=tuple(spec.emit))
     try:
-        fwd = lower(spec, spec_path, spec_text, dtype=options.ir_dtype)
+        fwd = lower(spec, spec_path, spec_text, dtype=options.ir_dtype, node_sources=node_sources)
     except BpcError as e:  # a --wrt/--loss flag, not the spec's own key, is at fault
         if options.wrt is not None and (e.location or "").startswith("wrt"):
             raise type(e)(e.message, "--wrt") from None
@@ -132,7 +135,13 @@ def compile_file(
     load = frontend_for(path)
     if load is not None:
         src = load(Path(path), options)
-        return compile_spec(src.spec, spec_path=src.path, spec_text=src.text, options=options.but(loss=None, fn=None, shapes=()))
+        return compile_spec(
+            src.spec,
+            spec_path=src.path,
+            spec_text=src.text,
+            options=options.but(loss=None, fn=None, shapes=(), wrt=None),
+            node_sources=src.node_sources,
+        )
     text = read_text(path)
     data = parse_json(text, str(path))
     if printing.is_ir_dump(data):

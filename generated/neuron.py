@@ -130,22 +130,77 @@ def _self_check(seed=0, step=1e-6, samples=200):
         ok = ok and passed
         verdict = "ok" if passed else "FAIL"
         print(f"{'jvp':>12}  d_loss vs <grads, t>: abs error {err:.2e}  {verdict}")
-    if "hvp" in ENTRY_POINTS and len(direction) == len(WRT):
-        hv = hvp(**arrays, vectors=direction)[2]
+    every = len(direction) == len(WRT)  # no computed value in WRT
+    if every and ("hvp" in ENTRY_POINTS or "hessian" in ENTRY_POINTS):
+        # H @ direction, by differences of the gradient along the direction
         h = step * 0.1
         plus = {n: arrays[n] + h * direction[n] for n in WRT}
         minus = {n: arrays[n] - h * direction[n] for n in WRT}
         up = value_and_grad(**{**arrays, **plus})[1]
         down = value_and_grad(**{**arrays, **minus})[1]
         gscale = max([1.0] + [float(np.max(np.abs(grads[n]))) for n in WRT])
-        for name in WRT:
-            numeric = (np.asarray(up[name], dtype=np.float64) - down[name]) / (2.0 * h)
-            analytic = np.asarray(hv[name], dtype=np.float64)
-            err = float(np.max(np.abs(analytic - numeric)))
-            passed = err <= 1e-5 * max(float(np.max(np.abs(numeric))), gscale)
+        products = {}
+        if "hvp" in ENTRY_POINTS:
+            products["hvp"] = hvp(**arrays, vectors=direction)[2]
+        if "hessian" in ENTRY_POINTS:
+            hess = hessian(**arrays)
+            products["hessian"] = {
+                a: sum(
+                    np.tensordot(hess[a][b], direction[b], np.ndim(direction[b]))
+                    for b in WRT
+                )
+                for a in WRT
+            }
+            for a in WRT:  # symmetric: d2 loss / da db = (d2 loss / db da) transposed
+                for b in WRT:
+                    size_a, size_b = np.size(arrays[a]), np.size(arrays[b])
+                    ab = np.reshape(hess[a][b], (size_a, size_b))
+                    ba = np.reshape(hess[b][a], (size_b, size_a))
+                    err = float(np.max(np.abs(ab - ba.T)))
+                    passed = err <= 1e-10 * gscale
+                    ok = ok and passed
+                    if not passed:
+                        print(f"{'hessian':>12}  [{a}][{b}] not symmetric: {err:.2e}")
+        for what, product in products.items():
+            for name in WRT:
+                numeric = (np.asarray(up[name]) - down[name]) / (2.0 * h)
+                analytic = np.asarray(product[name], dtype=np.float64)
+                err = float(np.max(np.abs(analytic - numeric)))
+                passed = err <= 1e-5 * max(float(np.max(np.abs(numeric))), gscale)
+                ok = ok and passed
+                verdict = "ok" if passed else "FAIL"
+                print(f"{what + ' ' + name:>12}  max abs error {err:.2e}  {verdict}")
+    if every and ("vjp" in ENTRY_POINTS or "jacobian" in ENTRY_POINTS):
+        # the outputs' change along the direction, by central differences
+        d = step
+        ahead = {n: arrays[n] + d * direction[n] for n in WRT}
+        behind = {n: arrays[n] - d * direction[n] for n in WRT}
+        out_up = forward(**{**arrays, **ahead})[1]
+        out_down = forward(**{**arrays, **behind})[1]
+        moved = {o: (np.asarray(out_up[o]) - out_down[o]) / (2.0 * d) for o in OUTPUTS}
+        oscale = max([1.0] + [float(np.max(np.abs(moved[o]))) for o in OUTPUTS])
+        if "vjp" in ENTRY_POINTS:  # <c, J d> two ways: vjp(c) . d and c . (differences)
+            cot = {o: rng.standard_normal(np.shape(moved[o])) for o in OUTPUTS}
+            pulled = vjp(**arrays, cotangents=cot)[1]
+            exact = sum(float(np.sum(pulled[n] * direction[n])) for n in WRT)
+            numeric = sum(float(np.sum(cot[o] * moved[o])) for o in OUTPUTS)
+            err = abs(exact - numeric)
+            passed = err <= 1e-5 * max(oscale, abs(numeric))
             ok = ok and passed
             verdict = "ok" if passed else "FAIL"
-            print(f"{'hvp ' + name:>12}  max abs error {err:.2e}  {verdict}")
+            print(f"{'vjp':>12}  <vjp(c), d> vs <c, J d>: error {err:.2e}  {verdict}")
+        if "jacobian" in ENTRY_POINTS:
+            jac = jacobian(**arrays)
+            for o in OUTPUTS:
+                exact = sum(
+                    np.tensordot(jac[o][n], direction[n], np.ndim(direction[n]))
+                    for n in WRT
+                )
+                err = float(np.max(np.abs(exact - moved[o])))
+                passed = err <= 1e-5 * oscale
+                ok = ok and passed
+                verdict = "ok" if passed else "FAIL"
+                print(f"{'jacobian ' + o:>12}  J @ d max error {err:.2e}  {verdict}")
     print("gradients match finite differences" if ok else "GRADIENT MISMATCH")
     return ok
 

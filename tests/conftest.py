@@ -1,9 +1,19 @@
+import json
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
+# The seed notebooks' code as written (examples/notebooks/), with the flags each needs.
+NOTEBOOK_FLAGS = json.loads((ROOT / "examples" / "notebooks" / "notebooks.json").read_text())
+NOTEBOOKS = [ROOT / "examples" / "notebooks" / f for f in NOTEBOOK_FLAGS]
+
+
+def notebook_options(path: Path):
+    from bpc.compiler.options import CompileOptions
+
+    return CompileOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in NOTEBOOK_FLAGS[path.name].items()})
 
 # bpc is imported as installed (pip install -e '.[test]' or '.[test]'): one name,
 # bpc.compiler / bpc.runtime / bpc.cli, never the folders themselves.

@@ -348,3 +348,47 @@ def test_a_nan_gradient_never_passes():
 
     t = compare("b", np.array([np.nan, 1.0]), np.array([np.nan, 1.0]))
     assert not t.passed
+
+
+ALL_FUNCTIONS = ("value_and_grad", "jvp", "vjp", "hvp", "jacobian", "hessian")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_self_check_checks_every_entry_point(dtype):
+    from bpc.compiler.pipeline import compile_file
+    from bpc.runtime.loader import load_source
+
+    c = compile_file("examples/one_hidden.json", options=CompileOptions(functions=ALL_FUNCTIONS, dtype=dtype))
+    m = load_source(c.source, "one_hidden_all")
+    assert set(ALL_FUNCTIONS) <= set(m.ENTRY_POINTS)
+    assert m._self_check() is True
+
+
+def _scaled(value, factor):
+    if isinstance(value, dict):
+        return {k: _scaled(v, factor) for k, v in value.items()}
+    return factor * np.asarray(value)
+
+
+@pytest.mark.parametrize("function, part", [
+    ("jvp", 1), ("vjp", 1), ("hvp", 2), ("jacobian", None), ("hessian", None),
+])
+def test_self_check_catches_a_wrong_entry_point(function, part):
+    """A 0.1% error in one entry point (its result scaled, in the module's own
+    namespace, where the self-check looks it up) makes the module's check fail."""
+    from bpc.compiler.pipeline import compile_file
+    from bpc.runtime.loader import load_source
+
+    c = compile_file("examples/one_hidden.json", options=CompileOptions(functions=ALL_FUNCTIONS))
+    m = load_source(c.source, f"one_hidden_broken_{function}")
+    right = getattr(m, function)
+
+    def wrong(*args, **kw):
+        out = right(*args, **kw)
+        if part is None:
+            return _scaled(out, 1.001)
+        return tuple(_scaled(v, 1.001) if i == part else v for i, v in enumerate(out))
+
+    assert m._self_check() is True
+    setattr(m, function, wrong)
+    assert m._self_check() is False

@@ -29,7 +29,7 @@ from typing import Any
 from ..errors import SpecError
 
 # suffix -> "module:function", imported on first use
-FRONTENDS: dict[str, str] = {}
+FRONTENDS: dict[str, str] = {".py": ".python:load"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class Source:
     spec: Any  # compiler.spec.Spec
     text: str  # the source text, for the module header and statement comments
     path: str  # the path as shown in messages and headers
+    # for each of spec.nodes: (location such as "net.py:12", the source text shown for it)
+    node_sources: tuple[tuple[str, str], ...] = ()
 
 
 def frontend_for(path: str | Path):
