@@ -412,3 +412,15 @@ def test_generated_networks_compile_the_same_from_python(tmp_path, seed):
     assert set(tgrads) == set(grads)
     for k in grads:
         np.testing.assert_allclose(tgrads[k], grads[k], rtol=1e-12, atol=1e-12, err_msg=k)
+
+
+def test_shape_annotations(tmp_path):
+    c, m = check_src(tmp_path, """
+        import numpy as np
+        x = np.array([[0.5], [-1.0]])
+        def f(W: (3, 2), b: "3x1", v: np.ndarray = np.ones((3, 1))):
+            return np.sum(np.tanh(W @ x + b) * v)
+        """, fn="f")
+    assert m.PARAMS == {"W": (3, 2), "b": (3, 1), "v": (3, 1)}
+    with pytest.raises(BpcError, match="a shape annotation lists sizes"):
+        compile_src(tmp_path, "import numpy as np\ndef f(W: (3, 'a')):\n    return np.sum(W)\n", fn="f")

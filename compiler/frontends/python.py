@@ -238,6 +238,10 @@ class PythonFrontend:
                 if any(not isinstance(d, int) for d in shape):
                     raise PyError(f"'{name}': params need sizes, not dim names", "--shape")
                 local[name] = self.new_param(name, tuple(shape), None, self.at(arg))
+            elif arg.annotation is not None and self.annotated_shape(arg) is not None:
+                shape, value = self.annotated_shape(arg), self.env.get(name)
+                value = value.value if isinstance(value, Leaf) and value.value.shape == shape else None
+                local[name] = self.new_param(name, shape, value, self.at(arg))
             elif name in self.env and not isinstance(self.env[name], (Unknown, Module, Func)):
                 local[name] = self.bind_arg(name, self.env[name], arg)
             elif name in defaults:
@@ -275,6 +279,28 @@ class PythonFrontend:
         loss = self.as_loss(result, f)
         wrt = self.wrt(options.wrt, {n: local[n] for n in arg_names})
         return self.finish(loss, wrt)
+
+    def annotated_shape(self, arg: ast.arg) -> tuple | None:
+        """``W: (3, 2)`` or ``W: "3,2"``: a shape; another annotation (``np.ndarray``): none."""
+        ann = arg.annotation
+        if isinstance(ann, ast.Constant) and isinstance(ann.value, str):
+            text = ann.value.strip().strip("()[]").replace("x", ",")
+            parts = [p.strip() for p in text.split(",") if p.strip()]
+            if parts and all(p.isdigit() for p in parts):
+                shape = tuple(int(p) for p in parts)
+            else:
+                return None
+        elif isinstance(ann, (ast.Tuple, ast.List)):
+            with self.constant():
+                shape = self.eval(ann, {})
+            shape = tuple(shape)
+            if not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+                raise self.err("a shape annotation lists sizes: W: (3, 2)", ann)
+        else:
+            return None
+        if any(d < 1 for d in shape) or math.prod(shape) > MAX_ARRAY or len(shape) > 8:
+            raise self.err(f"shape {shape} is not a usable size", ann)
+        return shape
 
     def bind_arg(self, name: str, value: Any, where: ast.AST) -> Any:
         """An argument's value: arrays become params (lists/dicts: one per element)."""
