@@ -404,14 +404,32 @@ def explain(
     forward_nodes: dict[str, str | None] = dict.fromkeys(fwd.nx.nodes)  # -> its in_<stmt>_<k> name once given
     single = len(edge_paths) == 1
     budget = max_total_steps
-    for idx, path in enumerate(edge_paths, 1):
+    made = 0
+
+    def variable(display: str, shape) -> str:
+        """A node for a step's result (its id internal, printed as ``display``)."""
+        nonlocal made
+        made += 1
+        with g.context(phase=BACKWARD):
+            node = g.add("input", [], {"shape": shape}, name=f"%explain{made}", named=True)
+        printed[node] = display
+        return node
+
+    for path in edge_paths:
         if budget <= 0:
             break  # counted in "more paths not shown"
-        prefix = "g_" if single else f"d{idx}_"
-        with g.context(phase=BACKWARD):
-            cur = g.add("input", [], {"shape": g.shape(loss)}, name=fresh(f"{prefix}{printed[loss]}"), named=True)
-        seed = f"np.ones({pyval(tuple(g.shape(loss)))})" if g.shape(loss) else "1.0"
-        steps = [Step(cur, seed, f"seed: d {printed[loss]}/d {printed[loss]} = 1")]
+        # a path that turns out to add 0 gives its names back (paths are numbered as listed)
+        mine: list[str] = []
+        aliases = dict(forward_nodes)
+
+        def fresh_here(base: str) -> str:
+            mine.append(fresh(base))
+            return mine[-1]
+
+        prefix = "g_" if single else f"d{len(paths) + 1}_"
+        cur = variable(fresh_here(f"{prefix}{printed[loss]}"), g.shape(loss))
+        seed = f"np.ones({pyval(tuple(g.shape(loss)))})"
+        steps = [Step(printed[cur], seed, f"seed: d {printed[loss]}/d {printed[loss]} = 1")]
         names = set(values) | {cur}  # printed by name; everything else spelled out
         nodes = [printed[loss]]
         limit = min(max_steps, budget)
@@ -424,26 +442,28 @@ def explain(
             ct, rules = _differentiate(g, u, v, inner, cur, names, printed)
             if ct is None:  # stop_gradient, comparisons: this path adds 0
                 break
-            target = fresh(f"{prefix}{printed[u]}")
-            expr, aux = _render_shared(g, ct, names, printed, fresh, prefix, printed[v], forward_nodes)
-            code = expr.source()
-            with g.context(phase=BACKWARD):
-                cur = g.add("input", [], {"shape": g.shape(u)}, name=target, named=True)
+            target = fresh_here(f"{prefix}{printed[u]}")
+            expr, aux = _render_shared(g, ct, names, printed, fresh_here, prefix, printed[v], aliases)
+            cur = variable(target, g.shape(u))
             names.add(cur)
             sub = h_ops.subgraph(inner | {u, v})
             n_inner = _count_paths(sub, u, v, [n for n in order if n in inner or n in (u, v)])
-            steps.append(Step(cur, code, _statement_text(program, fwd, v, values, printed), tuple(rules), n_inner, tuple(aux)))
+            text = _statement_text(program, fwd, v, values, printed)
+            steps.append(Step(target, expr.source(), text, tuple(rules), n_inner, tuple(aux)))
             nodes.append(printed[u])
         else:
             paths.append(PathExplanation(list(reversed(nodes)), steps))
             budget -= len(steps) - 1
+            forward_nodes = aliases
             continue
         if omitted:
             full = [printed[path[0][0]]] + [printed[v] for _, v, _ in path] if path else [printed[loss]]
             paths.append(PathExplanation(full, steps, omitted))
             budget -= len(steps) - 1
+            forward_nodes = aliases
             continue
         dead += 1
+        taken.difference_update(mine)
     return Explanation(printed[loss], shown, paths, total, zero_paths=dead, op_paths=op_paths)
 
 
