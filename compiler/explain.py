@@ -93,18 +93,19 @@ class Explanation:
                 f"(Through the compiler's ops there are {_count(self.op_paths)}: the paths inside one statement "
                 "are summed in its step.)"
             )
-        g = "g_<name> is d loss / d <name>, as in the generated code" if len(self.paths) == 1 else (
-            "d<k>_<name> is path k's share of d loss / d <name>"
-        )
-        if len(self.paths) != 1 and self.total_paths == 1:
-            g = "g_<name> is d loss / d <name>"
+        loss = self.loss
+        if len(self.paths) != 1:
+            g = f"d<k>_<name> is path k's share of d {loss} / d <name>"
+        else:
+            g = f"g_<name> is d {loss} / d <name>, as in the generated code"
         out += [
             "",
             "Each step differentiates one statement of the spec: the gradient arriving at its",
             "output times the local derivatives of its ops, whose rules the comment lists (g is",
             "the gradient arriving at an op's output, y that output; the compiler's own values",
-            f"are spelled out, never named). {g};",
-            "every name on the right is a forward value or an earlier line: the lines run.",
+            "are spelled out, never named, or computed once on a line named after the statement).",
+            f"{g}; every name on the",
+            "right is a forward value or an earlier line: the lines run.",
         ]
         for k, p in enumerate(self.paths, 1):
             pairs = list(zip(p.nodes[:-1], p.nodes[1:]))[::-1]
