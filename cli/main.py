@@ -322,7 +322,7 @@ def _print_check(result, as_json: bool) -> None:
 
     table = Table(title=f"{result.name}: gradients vs central finite differences (float64)")
     for col in ("name", "shape", "checked", "max abs error", "max rel error", "result"):
-        table.add_column(col, justify="left" if col in ("name", "shape") else "right")
+        table.add_column(col, justify="left" if col in ("name", "shape") else "right", no_wrap=col == "name")
     for t in result.tensors:
         table.add_row(
             t.name,

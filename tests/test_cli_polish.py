@@ -178,3 +178,10 @@ def test_readme_command_table_lists_every_option_of_every_command():
     for name, cmd in commands.items():
         listed = set(re.findall(r"(?<![\w-])(--?[A-Za-z0-9][\w-]*)", rows[name]))
         assert listed == set(_options(cmd)), (name, sorted(listed ^ set(_options(cmd))))
+
+
+def test_check_table_fits_80_columns_with_names_whole():
+    r = run("check", "examples/two_hidden.json", columns=80)
+    assert r.exit_code == 0, r.output
+    assert max(len(ln) for ln in r.output.splitlines()) <= 80
+    assert "│ W0 (complex step) │" in r.output and "all 12" in r.output
