@@ -15,8 +15,9 @@ importing bpc (the interpreter, NumPy, networkx and black are not the
 compiler's to scale). Compile time and memory should grow linearly: the last
 line gives the max/min ratio of the per-layer figures over the ``mlp`` rows
 (close to 1 when linear). ``--explain DEPTH`` also runs ``bpc explain`` on a
-residual chain of that depth (2**DEPTH paths, each about 3 * DEPTH steps: the
-worst case for an explanation) and reports its time, memory and output size.
+residual chain of that depth (a named value per branch, so 2**(DEPTH - 1) paths
+through the spec's values, each DEPTH to 2 * DEPTH steps: the worst case for an
+explanation) and reports its time, memory and output size.
 """
 
 from __future__ import annotations
@@ -43,12 +44,14 @@ def mlp_spec(layers: int, width: int = 8) -> dict:
 
 
 def residual_spec(depth: int, width: int = 4) -> dict:
-    """``h_k = h_{k-1} + tanh(w_k @ h_{k-1})``: 2**depth paths from w1 to the loss."""
+    """``a_k = tanh(w_k @ h_{k-1})``, ``h_k = h_{k-1} + a_k``: 2**(depth - 1) paths
+    from w1 to the loss through the spec's values (as one statement per block,
+    ``bpc explain`` would sum each block's two paths in one step)."""
     return {
         "name": f"resid{depth}",
         "inputs": [{"name": "h0", "shape": [width, 1]}],
         "params": [{"name": f"w{k}", "shape": [width, width]} for k in range(1, depth + 1)],
-        "nodes": [f"h{k} = h{k - 1} + tanh(w{k} @ h{k - 1})" for k in range(1, depth + 1)]
+        "nodes": [s for k in range(1, depth + 1) for s in (f"a{k} = tanh(w{k} @ h{k - 1})", f"h{k} = h{k - 1} + a{k}")]
         + [f"loss = sum(h{depth} * h{depth})"],
         "loss": "loss",
     }

@@ -6,6 +6,7 @@ Every user mistake is a :class:`compiler.errors.BpcError`: printed as one line
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from ..compiler.errors import BpcError, OutputError
 from ..compiler.codegen import generated_lines
@@ -33,10 +34,98 @@ def _one_line(text: str) -> str:
     return display(" ".join(str(text).split("\n")), limit=10_000)
 
 
+# --------------------------------------------------------------------- help
+# Help reads like a well-kept click tool: arguments as NAME... in the usage
+# line, flags with no type, value options with a metavar (the option's name in
+# capitals, or its choices when they are few), ranges in a compact form. One
+# rule for every parameter, here, rather than a metavar on each option.
+
+SHORT_CHOICES = 24  # characters of "[a|b|c]" shown as the metavar; longer: NAME
+
+
+def _range_bound(n: int | float) -> str:
+    if isinstance(n, int) and n > 2**20 and (n + 1) & n == 0:  # 2**k - 1
+        return f"2**{(n + 1).bit_length() - 1}-1"
+    return f"{n:,}" if isinstance(n, int) else str(n)
+
+
+def _metavar(param: TyperOption) -> str | None:
+    """What help shows after an option: nothing for a flag, its choices when
+    they are few, N for a number, PATH for a path, else its name in capitals."""
+    if param.is_flag:
+        return None
+    desc = getattr(param, "type_descriptor", None)  # typer >= 0.2x; click's param.type before
+    kind = getattr(desc, "annotation", None) or getattr(getattr(param, "type", None), "name", "")
+    choices = desc.choices if desc is not None and desc.is_choice else getattr(getattr(param, "type", None), "choices", None)
+    if choices:
+        label = "[" + "|".join(str(getattr(c, "value", c)) for c in choices) + "]"
+        if len(label) <= SHORT_CHOICES:
+            return label
+    elif kind in (int, float, "integer", "float", "integer range", "float range"):
+        return "N"
+    elif kind is Path or kind == "path" or getattr(desc, "is_path", False):
+        return "PATH"
+    return param.name.upper()
+
+
+class _HelpOption(TyperOption):
+    """An option as help shows it (see _metavar)."""
+
+    def display_type_rich(self, ctx):  # typer's rich help: the type column
+        return self.metavar if self.metavar is not None else _metavar(self)
+
+    def make_metavar(self, ctx=None):  # plain click help and usage
+        return self.display_type_rich(ctx) or ""
+
+    def _get_number_range_help_str(self):
+        lo, hi = getattr(self, "min", None), getattr(self, "max", None)
+        if lo is None and hi is None:
+            return None
+        if hi is None:
+            return f">={_range_bound(lo)}"
+        if lo is None:
+            return f"<={_range_bound(hi)}"
+        return f"{_range_bound(lo)}..{_range_bound(hi)}"
+
+
+class _HelpArgument(TyperArgument):
+    """An argument as help shows it: NAME (NAME... when it takes several)."""
+
+    @property
+    def display_name_raw(self) -> str:
+        return self.metavar if self.metavar is not None else self.name.upper()
+
+    def display_type_rich(self, ctx):
+        return None  # the name says it; its help says what it is
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+
+def _help_params(params: list) -> list:
+    # Typer builds its own parameter objects; they take the help display of the
+    # subclasses above (which add no state, only how they print).
+    for p in params:
+        if type(p) is TyperOption:
+            p.__class__ = _HelpOption
+        elif type(p) is TyperArgument:
+            p.__class__ = _HelpArgument
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx):
+        return _help_params(super().get_params(ctx))
+
+
 class _OneLineErrors(TyperGroup):
     """Usage errors (unknown flags, bad option values, missing arguments) are
     reported like every other user mistake: ``error: <location>: <message>``
     on one line, exit code 2."""
+
+    def get_params(self, ctx):
+        return _help_params(super().get_params(ctx))
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra: Any):
         if not standalone_mode:
@@ -76,6 +165,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+command = functools.partial(app.command, cls=_Command)  # every command: help as above
 
 
 class Stage(str, Enum):
@@ -231,12 +321,13 @@ def _print_check(result, as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(title=f"{result.name}: gradients vs central finite differences (float64)")
-    for col in ("name", "shape", "max abs error", "max rel error", "result"):
-        table.add_column(col, justify="left" if col in ("name", "shape") else "right")
+    for col in ("name", "shape", "checked", "max abs error", "max rel error", "result"):
+        table.add_column(col, justify="left" if col in ("name", "shape") else "right", no_wrap=col == "name")
     for t in result.tensors:
         table.add_row(
             t.name,
             str(list(t.shape)),
+            f"all {t.size:,}" if t.checked >= t.size else f"{t.checked:,} of {t.size:,}",
             f"{t.max_abs:.2e}",
             f"{t.max_rel:.2e}",
             "[green]ok[/green]" if t.passed else "[red]FAIL[/red]",
@@ -286,8 +377,16 @@ def _static_size(shape, dims) -> int:
     return n
 
 
+DEFAULT_SAMPLES = 256  # elements checked per tensor unless --samples/--full say otherwise
+
+
 def _check(
-    c: Compiled, seed: Optional[int], as_json: bool, dims: dict | None = None, samples: int = 256, order: int = 1
+    c: Compiled,
+    seed: Optional[int],
+    as_json: bool,
+    dims: dict | None = None,
+    samples: int = DEFAULT_SAMPLES,
+    order: int = 1,
 ) -> bool:
     from ..runtime.check import check_compiled
 
@@ -326,7 +425,7 @@ def _check(
     return result.passed
 
 
-@app.command()
+@command()
 def compile(
     specs: list[Path] = typer.Argument(..., help="network spec files (JSON)"),
     out: Path = typer.Option(Path("generated"), "-o", "--out", help="output directory"),
@@ -370,7 +469,7 @@ def compile(
             raise typer.Exit(1)
 
 
-@app.command()
+@command()
 def check(
     spec: Path = typer.Argument(..., help="the network spec (JSON)"),
     seed: Optional[int] = typer.Option(
@@ -379,9 +478,15 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     O0: bool = typer.Option(False, "-O0", help="check the unoptimized code"),
     dim: Optional[list[str]] = typer.Option(None, "--dim", help="size of a symbolic dim, e.g. batch=64"),
-    samples: int = typer.Option(
-        256, "--samples", min=0, max=MAX_ELEMENTS, help="elements checked per tensor (a seeded random subset); 0: all"
+    samples: Optional[int] = typer.Option(
+        None,
+        "--samples",
+        min=0,
+        max=MAX_ELEMENTS,
+        show_default=False,
+        help=f"elements checked per tensor, a seeded random subset (default {DEFAULT_SAMPLES}); 0: all",
     ),
+    full: bool = typer.Option(False, "--full", help="check every element of every tensor (same as --samples 0)"),
     name: Optional[str] = typer.Option(None, "--name", help=NAME_HELP),
     dtype: DType = typer.Option(DType.float64, "--dtype", help=DTYPE_HELP),
     emit: Optional[str] = typer.Option(None, "--emit", help=EMIT_HELP),
@@ -397,6 +502,9 @@ def check(
     differences) at float32 tolerances. Exits 1 when a gradient is off.
     Example: bpc check examples/neuron.json
     """
+    if full and samples is not None:
+        fail(BpcError("give --full or --samples, not both", "--full"))
+    samples = 0 if full else DEFAULT_SAMPLES if samples is None else samples
     dims = _parse_dims(dim)
     c = _compile(spec, O0, name=name, dtype=dtype.value, emit=emit, source=SourceFlags(fn, wrt, loss, shape))
     try:
@@ -407,7 +515,7 @@ def check(
         raise typer.Exit(1)
 
 
-@app.command()
+@command()
 def ir(
     spec: Path = typer.Argument(..., help="the network spec (JSON) or an IR dump"),
     stage: Stage = typer.Option(Stage.optimized, help="spec, forward, joint or optimized"),
@@ -463,14 +571,16 @@ def _render(c: Compiled, stage: str, fmt: str) -> str | bytes:
     return printing.dump(g, fmt, stage)
 
 
-@app.command()
+@command()
 def explain(
     spec: Path = typer.Argument(..., help="the network spec (JSON)"),
     wrt: str = typer.Option(..., "--wrt", help="the value to differentiate with respect to"),
     name: Optional[str] = typer.Option(None, "--name", help=NAME_HELP),
 ) -> None:
-    """Print the chain rule from the loss down to a value, path by path, with the
-    NumPy line of each step and the generated code that computes the gradient.
+    """Print the chain rule from the loss down to a value, step by step.
+
+    Each step is a NumPy line that runs, named after the spec's own values; the
+    generated code that computes the gradient follows.
 
     Example: bpc explain examples/sigmoid_2_3_1.json --wrt W1
     """
@@ -494,7 +604,7 @@ def explain(
     typer.echo(e.text(), nl=False)
 
 
-@app.command()
+@command()
 def ops(
     all_ops: bool = typer.Option(False, "--all", help="include internal ops used by derivative rules"),
 ) -> None:
@@ -503,16 +613,33 @@ def ops(
     Example: bpc ops
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from ..compiler.ops.docs import rows
 
+    console = Console()  # the terminal's width (COLUMNS honoured); 80 when piped
+    wide = console.width >= OPS_WIDE
     table = Table(title="bpc ops (g = gradient of the output, y = the output)")
-    for col in ("category", "op", "derivative"):
-        table.add_column(col, overflow="fold")
+    if wide:
+        table.add_column("category", no_wrap=True)
+    table.add_column("op", ratio=2)
+    table.add_column("derivative", ratio=3)
+    last = None
     for cat, sig, _doc, der in rows(public_only=not all_ops):
-        table.add_row(cat, sig, der)
-    Console(width=140).print(table)
+        if cat != last and last is not None:
+            table.add_section()
+        if wide:
+            table.add_row(cat if cat != last else "", escape(sig), escape(der))
+        elif cat != last:  # narrow: the category heads its group
+            table.add_row(f"[bold]{cat}[/bold]", "")
+        if not wide:
+            table.add_row(escape(sig), escape(der))
+        last = cat
+    console.print(table)
+
+
+OPS_WIDE = 110  # terminal columns from which `bpc ops` has a category column
 
 
 def main() -> None:

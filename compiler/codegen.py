@@ -536,9 +536,11 @@ def generate(p: Program, opts: CodegenOptions | None = None) -> str:
     top.append("\n".join(consts))
     top.append(_init_function(g, m))
     top.append(_inputs_function(g, m))
+    if m.classes:
+        top.append(LABELS_CHECK)
 
     arg_doc = ["", "Args:"] + [f"    {_shape_doc(g, a)}" for a in args]
-    entry_casts = _entry_casts(g, opts.target)
+    entry_casts = _entry_casts(g, opts.target) + _label_checks(g, m)
     bodies: list[list[str]] = []  # the big bodies, for the output check
     stubs = {}
     ftype = FLOAT_TYPES[dtype]
@@ -653,6 +655,33 @@ def _entry_casts(g: Graph, target: Target) -> list[str]:
     if lines:
         lines.insert(0, f"# Compute in {FLOAT_TYPES[g.float_dtype]}, whatever arrays (ints, lists) come in.")
     return lines
+
+
+def _label_checks(g: Graph, m: ModuleInfo) -> list[str]:
+    """``y = _bpc_labels(y, "y", 10)`` for each input of class labels (see LABELS_CHECK)."""
+    return [f"{i} = _bpc_labels({i}, {json.dumps(i)}, {int(m.classes[i])})" for i in g.inputs if i in m.classes]
+
+
+# A module with class-label inputs checks them on entry, in one place: a label
+# outside [0, classes) would index past one_hot's rows (IndexError) or, when
+# negative, silently wrap around; a fraction would be truncated.
+LABELS_CHECK = '''def _bpc_labels(y, name, classes):
+    """`y` as integer class labels in [0, classes), or a ValueError naming the
+    input (NumPy indexing would wrap a negative label around silently).
+    """
+    y = np.asarray(y)
+    expected = f"{name}: expected integer class labels in [0, {classes}), got"
+    if y.dtype.kind == "f":
+        whole = np.isfinite(y) & (y == np.round(y))
+        if not np.all(whole):
+            raise ValueError(f"{expected} {y[~whole].flat[0]}")
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "iu":
+        raise ValueError(f"{expected} {y.dtype} values")
+    outside = (y < 0) | (y >= classes)
+    if np.any(outside):
+        raise ValueError(f"{expected} {y[outside].flat[0]}")
+    return y'''
 
 
 # Ops whose NumPy spelling can return a view of an operand (read-only, for
@@ -867,7 +896,7 @@ def self_check_source(dtype: str = "f64") -> str:
 def templates(dtype: str = "f64") -> dict[str, str]:
     """The fixed blocks of a module (for the output whitelist)."""
     check, main = self_check_source(dtype).split("\n\n\nif __name__")
-    return {"_self_check": check, "__main__": "if __name__" + main}
+    return {"_self_check": check, "_bpc_labels": LABELS_CHECK, "__main__": "if __name__" + main}
 
 
 TEMPLATES = templates("f64")

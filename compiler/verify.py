@@ -24,8 +24,9 @@ CONSTANTS = frozenset({"PARAMS", "INPUTS", "WRT", "OUTPUTS", "LOSS", "DIMS", "EN
 FUNCTIONS = frozenset(
     {"init_params", "example_inputs", "forward", "value_and_grad", "jvp", "vjp", "hvp", "jacobian", "hessian"}
 )
-# Entry points a composite function (jacobian, hessian) may call.
-CALLABLE = frozenset({"jvp", "vjp", "hvp"})
+# Entry points a composite function (jacobian, hessian) may call, and the
+# module's fixed helper (a template) that checks class labels.
+CALLABLE = frozenset({"jvp", "vjp", "hvp", "_bpc_labels"})
 _BUILTINS = frozenset(dir(builtins))
 
 _EXPR_NODES = (

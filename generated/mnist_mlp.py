@@ -58,6 +58,25 @@ def example_inputs(seed=0, dims=None):
     }
 
 
+def _bpc_labels(y, name, classes):
+    """`y` as integer class labels in [0, classes), or a ValueError naming the
+    input (NumPy indexing would wrap a negative label around silently).
+    """
+    y = np.asarray(y)
+    expected = f"{name}: expected integer class labels in [0, {classes}), got"
+    if y.dtype.kind == "f":
+        whole = np.isfinite(y) & (y == np.round(y))
+        if not np.all(whole):
+            raise ValueError(f"{expected} {y[~whole].flat[0]}")
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "iu":
+        raise ValueError(f"{expected} {y.dtype} values")
+    outside = (y < 0) | (y >= classes)
+    if np.any(outside):
+        raise ValueError(f"{expected} {y[outside].flat[0]}")
+    return y
+
+
 def forward(w1, b1, w2, b2, w3, b3, x, y):
     """Return the loss.
 
@@ -79,6 +98,7 @@ def forward(w1, b1, w2, b2, w3, b3, x, y):
     w3 = np.asarray(w3, dtype=np.float64)
     b3 = np.asarray(b3, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
+    y = _bpc_labels(y, "y", 10)
     z1 = x @ w1 + b1
     h1 = np.maximum(z1, 0.0)
     del z1
@@ -121,6 +141,7 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
     w3 = np.asarray(w3, dtype=np.float64)
     b3 = np.asarray(b3, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
+    y = _bpc_labels(y, "y", 10)
     z1 = x @ w1 + b1
     h1 = np.maximum(z1, 0.0)
     del z1

@@ -31,6 +31,11 @@ class TensorCheck:
     passed: bool
     checked: int = 0  # elements compared (all, unless sampled)
 
+    @property
+    def size(self) -> int:
+        """Elements of the tensor (``checked`` of them were compared)."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
     def as_dict(self) -> dict:
         return {
             "name": self.name,
@@ -39,6 +44,7 @@ class TensorCheck:
             "max_rel_error": self.max_rel,
             "passed": self.passed,
             "elements_checked": self.checked,
+            "elements": self.size,
         }
 
 

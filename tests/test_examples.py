@@ -126,20 +126,8 @@ def test_sigmoid_2_3_1_hand_derivation():
     np.testing.assert_allclose(g["X0"], W1.T @ d1, rtol=1e-12)
 
 
-def test_sgd_training_script_reduces_loss():
-    import runpy
-    import sys
-
-    from .conftest import ROOT
-
-    argv = sys.argv
-    sys.argv = ["train", "--steps", "3000", "--quiet"]
-    try:
-        ns = runpy.run_path(str(ROOT / "examples" / "train_mlp_2_10_10_1.py"), run_name="not_main")
-        first, last = ns["train"](steps=3000, verbose=False)
-    finally:
-        sys.argv = argv
-    assert last < 0.5 * first, (first, last)
+# The training example: tests/test_train_example.py (ends far below the
+# constant-mean predictor, not only below its start).
 
 
 @pytest.mark.parametrize("name", ["mnist_mlp", "autoencoder"])
