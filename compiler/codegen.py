@@ -165,6 +165,7 @@ class _Emitter:
         self.target = opts.target
         self.assigned: set[str] = set()
         self._pynum: dict[str, bool] = {}
+        self.int_numbers: set[str] = set()  # assigned, and still Python ints (counts)
         self.roots = set(roots)
         nodes = g.ancestors(roots)
         self.order = [n for n in g.topo(nodes) if g.op(n) not in SOURCES]
@@ -229,7 +230,7 @@ class _Emitter:
         d = g.data(n)
         args = g.args(n)
         operands = [self.expr(a, reads) for a in args]
-        pynum = [self.python_number(a) for a in args]
+        pynum = [self.python_number(a) or a in self.int_numbers for a in args]
         if d["dtype"] != "f64" and is_float(d["dtype"]):
             # Python numbers are float64 once no array operand carries the
             # compile dtype (np.where(c, 1.0, 0.5)): give the first one it.
@@ -280,6 +281,8 @@ class _Emitter:
                 # scalar of the compile dtype, never a Python float: it has .T
                 # and .copy() and a dtype, like every other value.
                 e = self.target.scalar(e, FLOAT_TYPES[d["dtype"]])
+            elif self.python_number(n):
+                self.int_numbers.add(n)
             self.assigned.add(n)
             text = assign(self.names[n], e)
             out.append(Stmt(n, text, reads, d["phase"], d["source"]))
@@ -561,7 +564,7 @@ def generate(p: Program, opts: CodegenOptions | None = None) -> str:
         ]
         body = entry_casts + unpack + _Emitter(g, p.roots(entry), opts, names, m).body()
         body.append(_return(p, entry, names, opts.target))
-        body = opts.target.prologue(args + [grp for grp, _ in takes], body) + body
+        body = opts.target.prologue(args, body) + body
         doc = [_entry_doc(p, entry)] + arg_doc + [f"    {TAKES_DOCS.get(grp, grp)}" for grp, _ in takes]
         fargs = args + [grp for grp, _ in takes]
         top.append(_function(entry.name, fargs, doc, body, bodies))

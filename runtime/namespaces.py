@@ -18,7 +18,7 @@ from ..compiler.errors import BpcError
 NAMESPACES = {
     "numpy": ("numpy", None),
     "array_api_strict": ("array_api_strict", "bpc[array-api]"),
-    "torch": ("torch", "torch (not an extra of bpc: pip install torch)"),
+    "torch": ("torch", "torch; it is no dependency of bpc"),
 }
 
 
