@@ -98,6 +98,8 @@ class _Batch:
         if MIXED in axes:
             return MIXED
         if any(isinstance(a, tuple) for a in axes):
+            if any(isinstance(a, int) for a in axes):
+                return MIXED  # a batch statistic back on the rows (z - mean(z, axis=0))
             return ("after",)  # past a reduction over the batch: see _kind
         if all(a is None for a in axes):
             # No data in it, but it may still have the batch's size (a
