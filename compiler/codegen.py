@@ -667,7 +667,7 @@ def _entry_casts(g: Graph, target: Target) -> list[str]:
     ftype = FLOAT_TYPES[g.float_dtype]
     lines = [assign(a, target.cast_arg(E.name(a), ftype)) for a in g.params + g.inputs if is_float(g.dtype(a))]
     if lines:
-        lines.insert(0, f"# Compute in {FLOAT_TYPES[g.float_dtype]}, whatever arrays (ints, lists) come in.")
+        lines.insert(0, f"# Compute in {ftype}, whatever {target.cast_what} come in.")
     return lines
 
 

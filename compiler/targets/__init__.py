@@ -38,6 +38,8 @@ class Target:
     methods: frozenset = _np.METHODS
     # Names the generated functions use for themselves (a spec may not use them).
     reserved: frozenset = frozenset()
+    # What the argument casts accept, for their comment.
+    cast_what: str = "arrays (ints, lists)"
 
     def emit(self, op: str, args, attrs: dict, shape: tuple, dtype: str, dtypes=None, pynum=None) -> E:
         try:

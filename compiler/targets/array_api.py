@@ -333,4 +333,5 @@ ARRAY_API = ArrayApiTarget(
     names={"np": _np.NP_NAMES, "xp": XP_NAMES, "array_api_compat": AAC_NAMES},
     methods=_np.METHODS | {"dtype"},
     reserved=frozenset({"xp", "dev", "array_api_compat"}),
+    cast_what="arrays (ints, bools) of one namespace",
 )
