@@ -298,3 +298,53 @@ def test_mixed_namespaces_refused():
 def test_deterministic():
     path = ROOT / "examples/mnist_mlp.json"
     assert bpc.compile(path, target="array-api").source == bpc.compile(path, target="array-api").source
+
+
+# ------------------------------------------------------------------ the CLI
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from bpc.cli.main import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_cli_compile_target(tmp_path):
+    r = _cli("compile", ROOT / "examples/neuron.json", "--target", "array-api", "-o", tmp_path)
+    assert r.exit_code == 0, r.output
+    source = (tmp_path / "neuron.py").read_text()
+    assert "import array_api_compat" in source and "xp = array_api_compat.array_namespace(" in source
+    r = _cli("compile", ROOT / "examples/neuron.json", "--target", "cupy", "-o", tmp_path / "x")
+    assert r.exit_code == 2 and not (tmp_path / "x").exists()
+
+
+def test_cli_check_namespace():
+    r = _cli("check", ROOT / "examples/mnist_mlp.json", "--namespace", "array_api_strict", "--samples", "8", "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    rows = [t["name"] for t in report["tensors"]]
+    assert "loss (on array_api_strict)" in rows and "w1 (on array_api_strict)" in rows
+    assert report["passed"]
+    r = _cli("check", ROOT / "examples/neuron.json", "--namespace", "jax")
+    assert r.exit_code == 2
+
+
+def test_cli_check_torch_namespace_optional():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        r = _cli("check", ROOT / "examples/neuron.json", "--namespace", "torch")
+        assert r.exit_code == 2
+        assert "namespace 'torch' is not installed" in r.output
+        return
+    r = _cli("check", ROOT / "examples/neuron.json", "--namespace", "torch")
+    assert r.exit_code == 0, r.output
+
+
+def test_check_namespace_needs_the_array_api_target():
+    with pytest.raises(BpcError, match="--target array-api"):
+        from bpc.runtime.check import check_compiled
+
+        check_compiled(bpc.compile(ROOT / "examples/neuron.json").compiled, namespace="numpy")
