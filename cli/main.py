@@ -196,6 +196,23 @@ class DType(str, Enum):
 DTYPE_HELP = "float type of every array, constant and gradient"
 
 
+class TargetName(str, Enum):
+    numpy = "numpy"
+    array_api = "array-api"
+
+
+TARGET_HELP = "numpy: imports only numpy; array-api: any array-API library, through array_api_compat (docs/array-api.md)"
+
+
+class Namespace(str, Enum):
+    numpy = "numpy"
+    array_api_strict = "array_api_strict"
+    torch = "torch"
+
+
+NAMESPACE_HELP = "also run the array-API module on the arrays of this namespace (numpy, array_api_strict or torch) and compare with NumPy (implies --target array-api)"
+
+
 def _compile(
     spec: Path,
     O0: bool = False,
@@ -204,6 +221,7 @@ def _compile(
     dtype: str = "float64",
     emit: str | None = None,
     source: "SourceFlags | None" = None,
+    target: str = "numpy",
 ) -> Compiled:
     src = source or SourceFlags()
     try:
@@ -217,6 +235,7 @@ def _compile(
             loss=src.loss,
             fn=src.fn,
             shapes=src.shape_map(),
+            target=target,
         )
     except BpcError as e:
         fail(BpcError(e.message, "--emit" if e.location == "functions" else e.location))
@@ -387,6 +406,7 @@ def _check(
     dims: dict | None = None,
     samples: int = DEFAULT_SAMPLES,
     order: int = 1,
+    namespace: str | None = None,
 ) -> bool:
     from ..runtime.check import check_compiled
 
@@ -406,7 +426,7 @@ def _check(
     max_elements = samples or None
     checked = sum(min(n, samples) if samples else n for n in sizes)
     if as_json or checked < 2000:
-        result = check_compiled(c, seed=seed, dims=dims, max_elements=max_elements, order=order)
+        result = check_compiled(c, seed=seed, dims=dims, max_elements=max_elements, order=order, namespace=namespace)
     else:
         from rich.progress import Progress
 
@@ -420,7 +440,7 @@ def _check(
                 seen.append(name)
                 bar.update(task, description=f"finite differences: {name}")
 
-            result = check_compiled(c, seed=seed, dims=dims, progress=step, max_elements=max_elements, order=order)
+            result = check_compiled(c, seed=seed, dims=dims, progress=step, max_elements=max_elements, order=order, namespace=namespace)
     _print_check(result, as_json)
     return result.passed
 
@@ -439,6 +459,7 @@ def compile(
     wrt: Optional[str] = typer.Option(None, "--wrt", help=WRT_HELP),
     loss: Optional[str] = typer.Option(None, "--loss", help=LOSS_HELP),
     shape: Optional[list[str]] = typer.Option(None, "--shape", help=SHAPE_HELP),
+    target: TargetName = typer.Option(TargetName.numpy, "--target", help=TARGET_HELP),
 ) -> None:
     """Compile each SPEC into OUT/<name>.py.
 
@@ -448,7 +469,7 @@ def compile(
     if name is not None and len(specs) != 1:
         fail(BpcError("--name needs exactly one spec", "--name"))
     source = SourceFlags(fn, wrt, loss, shape)
-    compiled = [_compile(s, O0, not no_comments, name, dtype.value, emit, source) for s in specs]
+    compiled = [_compile(s, O0, not no_comments, name, dtype.value, emit, source, target.value) for s in specs]
     names = [c.name for c in compiled]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -495,6 +516,7 @@ def check(
     wrt: Optional[str] = typer.Option(None, "--wrt", help=WRT_HELP),
     loss: Optional[str] = typer.Option(None, "--loss", help=LOSS_HELP),
     shape: Optional[list[str]] = typer.Option(None, "--shape", help=SHAPE_HELP),
+    namespace: Optional[Namespace] = typer.Option(None, "--namespace", help=NAMESPACE_HELP),
 ) -> None:
     """Compile SPEC in memory, run it, compare gradients with finite differences.
 
@@ -506,9 +528,11 @@ def check(
         fail(BpcError("give --full or --samples, not both", "--full"))
     samples = 0 if full else DEFAULT_SAMPLES if samples is None else samples
     dims = _parse_dims(dim)
-    c = _compile(spec, O0, name=name, dtype=dtype.value, emit=emit, source=SourceFlags(fn, wrt, loss, shape))
+    ns = namespace.value if namespace else None
+    target = "array-api" if ns else "numpy"
+    c = _compile(spec, O0, name=name, dtype=dtype.value, emit=emit, source=SourceFlags(fn, wrt, loss, shape), target=target)
     try:
-        passed = _check(c, seed, as_json, dims, samples, order)
+        passed = _check(c, seed, as_json, dims, samples, order, ns)
     except BpcError as e:
         fail(e)
     if not passed:

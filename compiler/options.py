@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from .errors import SpecError
 
 DTYPES = {"float64": "f64", "float32": "f32"}
-TARGETS = ("numpy",)
+TARGETS = ("numpy", "array-api")
 FUNCTIONS = ("forward", "value_and_grad", "jvp", "vjp", "hvp", "jacobian", "hessian")  # entry points, in order
 DEFAULT_FUNCTIONS = ("forward", "value_and_grad")
 

@@ -17,7 +17,6 @@ import builtins
 import textwrap
 
 from .errors import OutputError
-from .targets.numpy import METHODS, NP_NAMES
 
 # Module-level names a generated module may assign, and functions it may define.
 CONSTANTS = frozenset({"PARAMS", "INPUTS", "WRT", "OUTPUTS", "LOSS", "DIMS", "ENTRY_POINTS"})
@@ -57,34 +56,41 @@ class _Reject(Exception):
     pass
 
 
-def verify_module(source: str, templates: dict[str, str] | None = None) -> None:
+def verify_module(source: str, templates: dict[str, str] | None = None, target=None) -> None:
     """Raise OutputError unless ``source`` is a module the whitelist allows.
 
     ``templates`` maps a top-level function name (or ``"__main__"`` for the
     ``if __name__ == "__main__":`` block) to its fixed source text; such
     blocks must equal the template's text exactly (they hold no spec text).
+    ``target`` (default NumPy) says which imports, namespaces and methods the
+    module may use.
     """
+    from .targets import NUMPY
+
+    target = target or NUMPY
     fixed = {name: text.strip() for name, text in (templates or {}).items()}
     try:
         tree = ast.parse(source)
     except SyntaxError as e:
         raise OutputError(f"generated module does not parse (line {e.lineno}): {e.msg}") from None
     try:
-        _module(tree, source, fixed)
+        _module(tree, source, fixed, target)
     except _Reject as e:
         raise OutputError(f"generated module fails the output whitelist: {e}") from None
 
 
-def verify_statements(text: str) -> None:
+def verify_statements(text: str, target=None) -> None:
     """Raise OutputError unless ``text`` (indented function-body lines) holds only
     statements a generated function body may have."""
     try:
         tree = ast.parse(textwrap.dedent(text))
     except SyntaxError as e:
         raise OutputError(f"generated statement does not parse: {e.msg}") from None
+    from .targets import NUMPY
+
     try:
         for st in tree.body:
-            _statement(st)
+            _statement(st, target or NUMPY)
     except _Reject as e:
         raise OutputError(f"generated module fails the output whitelist: {e}") from None
 
@@ -93,16 +99,21 @@ def _where(node: ast.AST) -> str:
     return f"line {getattr(node, 'lineno', '?')}"
 
 
-def _module(tree: ast.Module, source: str, fixed: dict[str, str]) -> None:
+def _import_text(imports) -> str:
+    return "; ".join(f"import {m}" + (f" as {a}" if a else "") for m, a in imports)
+
+
+def _module(tree: ast.Module, source: str, fixed: dict[str, str], target) -> None:
     body = tree.body
     if not body or not _is_docstring(body[0]):
         raise _Reject("the module must start with its docstring")
-    seen_import = False
+    imports = list(target.imports)
+    seen = 0
     for node in body[1:]:
         if isinstance(node, ast.Import):
-            if seen_import or [(a.name, a.asname) for a in node.names] != [("numpy", "np")]:
-                raise _Reject(f"{_where(node)}: only one 'import numpy as np' is allowed")
-            seen_import = True
+            if seen >= len(imports) or [(a.name, a.asname) for a in node.names] != [imports[seen]]:
+                raise _Reject(f"{_where(node)}: only {_import_text(imports)!r} is allowed")
+            seen += 1
         elif isinstance(node, ast.Assign):
             names = [t.id for t in node.targets if isinstance(t, ast.Name)]
             if len(names) != 1 or len(node.targets) != 1 or names[0] not in CONSTANTS:
@@ -118,18 +129,18 @@ def _module(tree: ast.Module, source: str, fixed: dict[str, str]) -> None:
             if ast.get_source_segment(source, node) != fixed["__main__"]:
                 raise _Reject(f"{_where(node)}: the __main__ block differs from its template")
         elif isinstance(node, ast.FunctionDef) and node.name in FUNCTIONS:
-            _function(node)
+            _function(node, target)
         else:
             raise _Reject(f"{_where(node)}: {type(node).__name__} is not allowed at module level")
-    if not seen_import:
-        raise _Reject("missing 'import numpy as np'")
+    if seen != len(imports):
+        raise _Reject(f"missing {_import_text(imports[seen:])!r}")
 
 
 def _is_docstring(node: ast.stmt) -> bool:
     return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
 
 
-def _function(fn: ast.FunctionDef) -> None:
+def _function(fn: ast.FunctionDef, target) -> None:
     a = fn.args
     if fn.decorator_list or fn.returns or a.vararg or a.kwarg or a.posonlyargs or a.kwonlyargs:
         raise _Reject(f"{_where(fn)}: {fn.name} has a signature the contract does not allow")
@@ -144,20 +155,20 @@ def _function(fn: ast.FunctionDef) -> None:
             raise _Reject(f"{_where(d)}: defaults must be literals") from None
     body = fn.body[1:] if fn.body and _is_docstring(fn.body[0]) else fn.body
     for st in body:
-        _statement(st)
+        _statement(st, target)
 
 
-def _statement(st: ast.stmt) -> None:
+def _statement(st: ast.stmt, target) -> None:
     if isinstance(st, ast.Assign):
         if len(st.targets) != 1 or not isinstance(st.targets[0], ast.Name):
             raise _Reject(f"{_where(st)}: only 'name = expression' assignments are allowed")
         _name(st.targets[0].id, st)
-        _expr(st.value)
+        _expr(st.value, target)
     elif isinstance(st, ast.AugAssign):
         if not isinstance(st.target, ast.Name):
             raise _Reject(f"{_where(st)}: only 'name += expression' is allowed")
         _name(st.target.id, st)
-        _expr(st.value)
+        _expr(st.value, target)
     elif isinstance(st, ast.Delete):
         # black wraps a long ``del a, b`` as ``del (a, b)``: a tuple of names
         targets = [e for t in st.targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
@@ -167,7 +178,7 @@ def _statement(st: ast.stmt) -> None:
             _name(t.id, st)
     elif isinstance(st, ast.Return):
         if st.value is not None:
-            _expr(st.value)
+            _expr(st.value, target)
     else:
         raise _Reject(f"{_where(st)}: {type(st).__name__} statements are not allowed in functions")
 
@@ -177,23 +188,23 @@ def _name(name: str, node: ast.AST) -> None:
         raise _Reject(f"{_where(node)}: the name {name!r} is not allowed")
 
 
-def _expr(node: ast.AST) -> None:
+def _expr(node: ast.AST, target) -> None:
     for sub in ast.walk(node):
         if not isinstance(sub, _EXPR_NODES):
             raise _Reject(f"{_where(sub)}: {type(sub).__name__} is not allowed in an expression")
         if isinstance(sub, ast.Name):
             _name(sub.id, sub)
         elif isinstance(sub, ast.Attribute):
-            if isinstance(sub.value, ast.Name) and sub.value.id == "np":
-                if sub.attr not in NP_NAMES:
-                    raise _Reject(f"{_where(sub)}: np.{sub.attr} is not on the list of allowed NumPy names")
-            elif sub.attr not in METHODS:
+            if isinstance(sub.value, ast.Name) and sub.value.id in target.names:
+                if sub.attr not in target.names[sub.value.id]:
+                    raise _Reject(f"{_where(sub)}: {sub.value.id}.{sub.attr} is not on the list of allowed names")
+            elif sub.attr not in target.methods:
                 raise _Reject(f"{_where(sub)}: .{sub.attr} is not on the list of allowed methods")
         elif isinstance(sub, ast.Call):
             if isinstance(sub.func, ast.Name) and sub.func.id in CALLABLE:
                 pass  # the module's own entry points
             elif not isinstance(sub.func, ast.Attribute):
-                raise _Reject(f"{_where(sub)}: only np.* functions and array methods may be called")
+                raise _Reject(f"{_where(sub)}: only namespace functions and array methods may be called")
             if any(k.arg is None for k in sub.keywords):
                 raise _Reject(f"{_where(sub)}: ** arguments are not allowed")
         elif isinstance(sub, ast.Constant) and not isinstance(sub.value, (int, float, str, bool, type(None))):

@@ -60,10 +60,20 @@ def check_compiled(
     progress: Callable[[str], None] | None = None,
     max_elements: int | None = 256,
     order: int = 1,
+    namespace: str | None = None,
 ) -> CheckResult:
     """Gradients of ``c`` against central differences; with ``order=2`` also
     its ``hvp`` against differences of the gradient and its ``jvp`` by the
-    dot-product test. A failure names the first node whose rule is off."""
+    dot-product test. A failure names the first node whose rule is off.
+
+    ``namespace`` (an array-API module only): also run it on arrays of that
+    namespace (``numpy``, ``array_api_strict``, ``torch``) and compare loss
+    and gradients with the same module on NumPy arrays (which the other
+    checks hold to finite differences and the reference interpreter)."""
+    if namespace is not None and c.options.target != "array-api":
+        from ..compiler.errors import SpecError
+
+        raise SpecError("--namespace checks an array-API module (compile with --target array-api)", "--namespace")
     functions = c.options.functions
     if functions is not None and "value_and_grad" not in functions:
         # the checks call value_and_grad: check the same spec with it added
@@ -84,6 +94,9 @@ def check_compiled(
         result = CheckResult(result.name, result.loss, result.tensors + rows, result.interpreter_max_diff)
     if order >= 2:
         result = CheckResult(result.name, result.loss, result.tensors + second_order(c, seed, dims), result.interpreter_max_diff)
+    if namespace is not None:
+        rows = namespace_rows(c, namespace, seed, dims)
+        result = CheckResult(result.name, result.loss, result.tensors + rows, result.interpreter_max_diff)
     if not result.passed:
         module = load_source(c.source, c.name)
         result.culprit = localise(c.forward.graph, example_arrays(module, seed, dims), seed or 0)
@@ -143,6 +156,36 @@ def _check_f32(c: Compiled, seed, dims, progress, max_elements) -> CheckResult:
         t = compare(f"{name} (f32)", np.asarray(g32[name], dtype=np.float64), g64[name], scale, F32_RTOL, F32_ATOL)
         tensors.append(t)
     return CheckResult(c.name, float(np.sum(l32)), tensors, base.interpreter_max_diff)
+
+
+# The same module on another namespace: the same operations in the same order,
+# so only a library's own rounding (a different matmul kernel) may differ.
+NS_RTOL, NS_ATOL = 1e-9, 1e-12
+
+
+def namespace_rows(c: Compiled, namespace: str, seed=None, dims=None) -> list[TensorCheck]:
+    """Loss and gradients of the array-API module on ``namespace`` arrays
+    against the same module on NumPy arrays (one row each)."""
+    import array_api_compat
+
+    from .namespaces import from_numpy, get_namespace, to_numpy
+
+    xp = get_namespace(namespace)
+    module = load_source(c.source, c.name)
+    arrays = example_arrays(module, seed, dims)
+    l_np, g_np = module.value_and_grad(**arrays)
+    converted = from_numpy(arrays, xp)
+    l_xp, g_xp = module.value_and_grad(**converted)
+    want = array_api_compat.array_namespace(*converted.values())
+    f32 = c.forward.dtype == "f32"
+    rtol, atol = (F32_RTOL, F32_ATOL) if f32 else (NS_RTOL, NS_ATOL)
+    scale = max(1.0, float(np.max(np.abs(to_numpy(l_np)))))
+    rows = [compare(f"loss (on {namespace})", to_numpy(l_xp), to_numpy(l_np), scale, rtol, atol)]
+    for name in g_np:
+        if array_api_compat.array_namespace(g_xp[name]) is not want:
+            raise AssertionError(f"the gradient of {name} on {namespace} is a {type(g_xp[name]).__name__}")
+        rows.append(compare(f"{name} (on {namespace})", to_numpy(g_xp[name]), to_numpy(g_np[name]), scale, rtol, atol))
+    return rows
 
 
 # Second order: h is small so that a relu kink is rarely inside the step.

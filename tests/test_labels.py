@@ -89,3 +89,24 @@ def test_the_label_check_is_one_template_the_whitelist_holds_to():
     # a module without label inputs has no helper
     plain = compile_file("examples/neuron.json").source
     assert "_bpc_labels" not in plain
+
+
+def test_array_api_module_checks_labels_in_its_namespace():
+    """The array-API target's label check uses the array API (under array-api-strict too)."""
+    xps = pytest.importorskip("array_api_strict")
+    pytest.importorskip("array_api_compat")
+    import numpy as np
+
+    from bpc.compiler.options import CompileOptions
+    from bpc.compiler.pipeline import compile_file
+    from bpc.runtime.loader import load_source
+
+    c = compile_file("examples/mnist_mlp.json", options=CompileOptions(target="array-api"))
+    m = load_source(c.source, "mnist_mlp_xp_labels")
+    params = {k: xps.asarray(v) for k, v in m.init_params().items()}
+    x = xps.asarray(np.zeros((3, 784)))
+    for bad in ([0, 10, 1], [0, -1, 1], [0.5, 1.0, 2.0]):
+        with pytest.raises(ValueError, match="y: expected integer class labels in \\[0, 10\\)"):
+            m.value_and_grad(**params, x=x, y=xps.asarray(bad))
+    loss, _ = m.value_and_grad(**params, x=x, y=xps.asarray([0, 9, 1]))
+    assert float(loss) > 0

@@ -17,11 +17,14 @@ from .pyexpr import NP, E, Slice, lit, seq
 class EmitArgs(list):
     """Operands of an emitted op (``E`` each) with ``attrs`` and out ``shape``."""
 
-    def __init__(self, args, attrs: dict, shape: tuple, dtype: str = "f64"):
+    def __init__(self, args, attrs: dict, shape: tuple, dtype: str = "f64", dtypes=None, pynum=None):
         super().__init__(args)
         self.attrs = attrs
         self.shape = shape
         self.dtype = dtype
+        # per operand: its IR dtype, and whether it is a Python number (not an array)
+        self.dtypes = list(dtypes) if dtypes is not None else [dtype] * len(args)
+        self.pynum = list(pynum) if pynum is not None else [a.literal for a in args]
 
 
 FLOAT_TYPES = {"f64": "float64", "f32": "float32"}

@@ -31,7 +31,7 @@ _BINOPS = {
     "@": ast.MatMult,
     "**": ast.Pow,
 }
-_CMPOPS = {">": ast.Gt, ">=": ast.GtE, "<": ast.Lt, "<=": ast.LtE, "==": ast.Eq}
+_CMPOPS = {">": ast.Gt, ">=": ast.GtE, "<": ast.Lt, "<=": ast.LtE, "==": ast.Eq, "!=": ast.NotEq}
 
 
 class E:
