@@ -472,7 +472,7 @@ def value_and_grad(
     # Backward pass: the chain rule, from the loss back to the inputs.
     # g_<name> is d loss / d <name>; in the rules below g is the gradient
     # arriving at an op's output and y is that output.
-    # examples/notebooks/seed001_relu_deep_column.py:48: def compute_network_output(net_input, all_weights, all_biases):
+    # examples/notebooks/seed001_relu_deep_column.py:74: return np.sum((net_output - y)**2)
     #   square: dx = g * 2 * x
     g_loss_sub = 2.0 * loss_sub
     # examples/notebooks/seed001_relu_deep_column.py:61: all_f[K] = all_biases[K] + np.matmul(all_weights[K], all_h[K])

@@ -496,7 +496,7 @@ def value_and_grad(W1, b1, W2, b2, W3, b3, x, y):
     # Backward pass: the chain rule, from the loss back to the inputs.
     # g_<name> is d loss / d <name>; in the rules below g is the gradient
     # arriving at an op's output and y is that output.
-    # examples/notebooks/seed002_mlp_2_10_10_1.py:42: def loss_at_first_point(W1, b1, W2, b2, W3, b3):
+    # examples/notebooks/seed002_mlp_2_10_10_1.py:39: return np.sum((predict - y) ** 2)
     #   square: dx = g * 2 * x
     g_loss_sub = 2.0 * loss_sub
     # examples/notebooks/seed002_mlp_2_10_10_1.py:43: prediction = net1(x[0], W1, b1, W2, b2, W3, b3)

@@ -33,6 +33,8 @@ Every error is one line at ``file.py:line:col`` naming the construct.
 from __future__ import annotations
 
 import ast
+import builtins
+import collections
 import functools
 import math
 import re
@@ -55,6 +57,8 @@ MAX_ARRAY = 1_000_000  # elements of one constant array
 MAX_CALL_DEPTH = 64
 MAX_NODES = 20_000
 MAX_INT = 10**18
+MAX_TREE_DEPTH = 40  # of one expression node (the spec parser allows 100)
+MAX_WORK = 200_000_000  # element operations of constant evaluation, all together
 
 NUMPY_MODULES = {"numpy", "autograd.numpy", "jax.numpy"}
 
@@ -83,7 +87,8 @@ class Module:
 @dataclass
 class Func:
     node: ast.FunctionDef
-    defaults: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)  # evaluated when `def` ran
+    closure: dict | None = None  # the enclosing function's names (a nested def)
 
 
 @dataclass
@@ -129,7 +134,12 @@ def load(path: Path, options) -> Source:
     text = read_text(path, "Python source")
     shown = _display_path(path)
     fe = PythonFrontend(text, shown)
-    return fe.compile(options)
+    try:
+        return fe.compile(options)
+    except RecursionError:
+        raise PyError("nested too deeply (expressions or calls)", shown) from None
+    except MemoryError:
+        raise PyError("too large to evaluate", shown) from None
 
 
 class PythonFrontend:
@@ -164,8 +174,13 @@ class PythonFrontend:
         self.weak: set[str] = set()  # values named by a helper's local variable
         self.renamed: dict[str, str] = {}
         self.leaf_seq = 0
+        self.alive: list[Any] = []
         self.entry_depth = 1  # the compiled function's own body (0: script mode)
         self.order_key: dict[str, int] = {}  # declared leaf -> definition order
+        self.arg_names: set[str] = set()
+        self.desynced: str | None = None
+        self.work = 0
+        self.last_return: ast.stmt | None = None  # spec names of the compiled function's arguments
 
     # -------------------------------------------------------------- helpers
 
@@ -228,7 +243,7 @@ class PythonFrontend:
         a = f.args
         if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
             raise self.err("the compiled function takes plain arguments only (no *args, **kwargs, keyword-only)", f)
-        defaults = dict(zip([x.arg for x in a.args][len(a.args) - len(a.defaults):], a.defaults))
+        defaults = self.env[f.name].defaults if isinstance(self.env.get(f.name), Func) else {}
         local: dict[str, Any] = {}
         arg_names: list[str] = []
         for arg in a.args:
@@ -245,8 +260,9 @@ class PythonFrontend:
             elif name in self.env and not isinstance(self.env[name], (Unknown, Module, Func)):
                 local[name] = self.bind_arg(name, self.env[name], arg)
             elif name in defaults:
-                with self.constant():
-                    value = self.eval(defaults[name], {})
+                value = defaults[name]
+                if isinstance(value, Unknown):
+                    raise self.err(f"the default of '{name}' is not known at compile time ({value.why})", arg)
                 local[name] = self.bind_arg(name, value, arg)
             else:
                 if isinstance(self.env.get(name), Unknown):
@@ -259,10 +275,11 @@ class PythonFrontend:
             arg_names.append(name)
         if shapes:
             raise PyError(f"'{next(iter(shapes))}' is not an argument of {f.name}()", "--shape")
-        try:
-            result = self.call_body(f, local)
-        except _Return as r:  # pragma: no cover (call_body catches)
-            result = r.value
+        # what is differentiated: the arguments as passed in, whatever the body
+        # rebinds later (x = x.reshape(-1, 1) is a new value, not the param)
+        given = {n: _tensors([local[n]]) for n in arg_names}
+        self.arg_names = {t.name for ts in given.values() for t in ts}
+        result = self.call_body(f, local)
         if isinstance(result, tuple) and result:
             result = result[0]
         if options.loss is not None:
@@ -276,8 +293,8 @@ class PythonFrontend:
             result = self.call_user(lf, [result], rest, lf.node)
             if isinstance(result, tuple) and result:
                 result = result[0]
-        loss = self.as_loss(result, f)
-        wrt = self.wrt(options.wrt, {n: local[n] for n in arg_names})
+        loss = self.as_loss(result, self.last_return or f)
+        wrt = self.wrt(options.wrt, given)
         return self.finish(loss, wrt)
 
     def annotated_shape(self, arg: ast.arg) -> tuple | None:
@@ -365,12 +382,12 @@ class PythonFrontend:
     def wrt(self, names, args: dict[str, Any]) -> list[str] | None:
         if names is None:
             if args:  # the function's arguments, flattened
-                return [t.name for t in _tensors(list(args.values()))]
+                return [t.name for ts in args.values() for t in ts]
             return None  # every param
         out: list[str] = []
         for n in names:
             if n in args:
-                got = [t.name for t in _tensors([args[n]])]
+                got = [t.name for t in args[n]]
                 if not got:
                     raise PyError(f"argument '{n}' holds no array", "--wrt")
                 out += got
@@ -382,6 +399,12 @@ class PythonFrontend:
         def ordered(names):  # arguments first (in order), then module-level arrays as defined
             return sorted(names, key=lambda n: (n in self.order_key, self.order_key.get(n, 0)))
 
+        if self.renamed:  # a helper's local took its caller's name: every reference follows
+            subst = _Subst({old: ast.Name(id=new, ctx=ast.Load()) for old, new in self.renamed.items()})
+            self.nodes = [f"{self.renamed.get(t, t)} = {ast.unparse(subst.visit(ast.parse(e, mode='eval').body))}"
+                          for t, e in (n.split(" = ", 1) for n in self.nodes)]
+            loss = self.renamed.get(loss, loss)
+            wrt = None if wrt is None else [self.renamed.get(w, w) for w in wrt]
         data: dict[str, Any] = {
             "inputs": [self.decls[n] for n in ordered(self.input_order)],
             "params": [self.decls[n] for n in ordered(self.param_order)],
@@ -421,7 +444,7 @@ class PythonFrontend:
                 self.import_(stmt)
                 continue
             if isinstance(stmt, ast.FunctionDef):
-                self.env[stmt.name] = Func(stmt)
+                self.env[stmt.name] = self.define(stmt, None)
                 continue
             if isinstance(stmt, ast.Expr):
                 # np.random.seed(0) and list.append(...) matter; print(...), a bare
@@ -432,7 +455,13 @@ class PythonFrontend:
                     except PyError:
                         continue
                     if isinstance(f, (NpFunc, Method, BoundRng)):
-                        self.eval(stmt.value, self.env)
+                        try:
+                            self.eval(stmt.value, self.env)
+                        except PyError:
+                            self.desync(stmt)
+                            raise
+                    else:
+                        self.desync(stmt)
                 continue
             try:
                 self.exec(stmt, self.env, module=True)
@@ -443,6 +472,17 @@ class PythonFrontend:
                     raise
                 for name in _assigned(stmt):
                     self.env[name] = Unknown(e.message, e.location or self.at(stmt))
+                self.desync(stmt)
+
+    def desync(self, stmt: ast.stmt) -> None:
+        """A statement bpc skipped may have drawn from NumPy's global generator
+        (``print(np.random.rand())``, a helper that draws): the file's later
+        draws are then not reproducible, and are kept as shapes only."""
+        calls = [n for n in ast.walk(stmt) if isinstance(n, ast.Call)]
+        harmless = all(isinstance(c.func, ast.Name) and c.func.id == "print" for c in calls)
+        if calls and not harmless and self.rng is not None:
+            self.rng = None
+            self.desynced = self.at(stmt)
 
     def import_(self, stmt) -> None:
         if isinstance(stmt, ast.Import):
@@ -461,6 +501,43 @@ class PythonFrontend:
                     self.env[a.asname or a.name] = Unknown(f"'{a.name}' from module '{mod}' is not NumPy",
                                                            self.at(stmt))
 
+    def shared(self, value: Any, env) -> int:
+        """How many names and containers hold this very array (``is``)."""
+        seen: set[int] = set()
+
+        def count(v, depth=0) -> int:
+            if v is value:
+                return 1
+            if depth > 8 or id(v) in seen or not isinstance(v, (list, tuple, dict)):
+                return 0
+            seen.add(id(v))
+            items = v.values() if isinstance(v, dict) else v
+            return sum(count(x, depth + 1) for x in items)
+
+        scopes = [env] if env is self.env else [env, self.env]
+        if isinstance(env, collections.ChainMap):
+            scopes = list(env.maps) + [self.env]
+        return sum(count(v) for scope in scopes for v in list(scope.values()))
+
+    def charge(self, work: int, node: ast.AST) -> None:
+        """Constant evaluation costs at most MAX_WORK element operations in all."""
+        self.work += work
+        if self.work > MAX_WORK:
+            raise self.err(f"constant arrays need more than {MAX_WORK:,} operations to evaluate", node)
+
+    def define(self, stmt: ast.FunctionDef, closure: dict | None) -> Func:
+        """A ``def``: its defaults are evaluated now, as Python does (once)."""
+        a = stmt.args
+        names = [x.arg for x in a.args]
+        defaults: dict[str, Any] = {}
+        for name, node in zip(names[len(names) - len(a.defaults):], a.defaults):
+            try:
+                with self.constant():
+                    defaults[name] = self.eval(node, closure or {})
+            except PyError as e:
+                defaults[name] = Unknown(e.message, e.location or self.at(node))
+        return Func(stmt, defaults, closure)
+
     def exec_body(self, body: list[ast.stmt], env: dict) -> None:
         for stmt in body:
             self.step(stmt)
@@ -477,7 +554,15 @@ class PythonFrontend:
             self.assign(stmt.target, self.eval(stmt.value, env), env, stmt, module)
         elif isinstance(stmt, ast.AugAssign):
             load = _as_load(stmt.target)
-            value = self.binop(stmt.op, self.eval(load, env), self.eval(stmt.value, env), stmt)
+            current = self.eval(load, env)
+            if _is_array(current) and self.shared(current, env) > 1:
+                # NumPy would change the array in place, under every name it has
+                for name in [k for k, v in self.env.items() if v is current] if module else []:
+                    self.env[name] = Unknown("changed in place through another name", self.at(stmt))
+                raise self.err(f"in-place '{_OPS_TEXT.get(type(stmt.op), 'op')}=' on an array that another name also "
+                               f"holds (NumPy changes both): write {ast.unparse(stmt.target)} = "
+                               f"{ast.unparse(stmt.target)} {_OPS_TEXT.get(type(stmt.op), 'op')} ...", stmt)
+            value = self.binop(stmt.op, current, self.eval(stmt.value, env), stmt)
             self.assign(stmt.target, value, env, stmt, module)
         elif isinstance(stmt, ast.For):
             if stmt.orelse:
@@ -507,6 +592,7 @@ class PythonFrontend:
                                stmt.test)
             self.exec_body(stmt.body if _truth(test, self, stmt.test) else stmt.orelse, env)
         elif isinstance(stmt, ast.Return):
+            self.last_return = stmt
             raise _Return(None if stmt.value is None else self.eval(stmt.value, env))
         elif isinstance(stmt, ast.Pass):
             pass
@@ -518,7 +604,7 @@ class PythonFrontend:
                 return  # print(...) has no effect on the result
             self.eval(stmt.value, env)  # e.g. np.random.seed(0), list.append(...)
         elif isinstance(stmt, ast.FunctionDef):
-            env[stmt.name] = Func(stmt)
+            env[stmt.name] = self.define(stmt, None if module else env)
         else:
             raise self.err(f"{type(stmt).__name__} statements are not supported", stmt)
 
@@ -579,8 +665,7 @@ class PythonFrontend:
             # it takes the caller's name (``all_h[layer + 1] = ReLU(...)`` -> all_h_1)
             self.weak.discard(value.name)
             new = self.fresh(name)
-            self.nodes[-1] = f"{new} = {self.nodes[-1].split(' = ', 1)[1]}"
-            self.renamed[value.name] = new
+            self.renamed[value.name] = new  # applied to every reference in finish()
             return Tensor(ast.Name(id=new, ctx=ast.Load()), value.node, value.shape)
         return value
 
@@ -688,6 +773,9 @@ class PythonFrontend:
         elif name in _public_ops():
             return OpFunc(name)  # a bpc op by name: sigmoid(z), softmax_cross_entropy(z, y)
         else:
+            if hasattr(builtins, name):
+                raise self.err(f"'{name}' is not supported (the subset: docs/python.md; loops run over range(...), "
+                               "a list or a dict)", node)
             raise self.err(f"name '{name}' is not defined", node)
         if isinstance(v, Unknown):
             raise self.err(f"'{name}' is not known at compile time ({v.why} at {v.where})", node)
@@ -734,6 +822,7 @@ class PythonFrontend:
                     return self.number(float(v), node)
                 t = self.declare("input", "const", v.shape, v, self.at(node))
                 self.leaf_tensor[id(v)] = t
+                self.alive.append(v)  # its id must not be reused while it is a key
             return t
         raise self.err(f"expected an array, got {_kind(v)}", node)
 
@@ -759,7 +848,10 @@ class PythonFrontend:
             raise self.err(e.message, node) from None
         trees = {t.node: t.tree for t in operands}
         canonical = _Subst(trees).visit(parsed.tree)
-        return Tensor(canonical, node_id, tuple(self.scratch.shape(node_id)))
+        out = Tensor(canonical, node_id, tuple(self.scratch.shape(node_id)))
+        if _depth(canonical) > MAX_TREE_DEPTH:  # W + W + ... (hundreds): a value of its own now and then
+            return self.materialize("t", out, node)
+        return out
 
     def sym(self, v: Any) -> bool:
         """Is ``v`` traced (a spec value) rather than a constant to compute now?"""
@@ -783,7 +875,9 @@ class PythonFrontend:
 
     def operand(self, v: Any, k: int, node: ast.AST) -> tuple[ast.expr, list[Tensor]]:
         """A placeholder for an array operand, or the literal for a number."""
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if isinstance(v, bool):
+            v = int(v)  # W * True is W, as in NumPy
+        if isinstance(v, (int, float)):
             if not math.isfinite(v):
                 raise self.err("number out of range", node)
             c = ast.Constant(value=abs(float(v)) if isinstance(v, float) else abs(v))
@@ -855,6 +949,8 @@ class PythonFrontend:
                 raise self.err(f"index {key} is out of range for a list of {len(container)}", node.slice)
             return container[key]
         if isinstance(container, dict):
+            if not isinstance(key, (int, str)) or isinstance(key, bool):
+                raise self.err("dict keys must be ints or strings", node.slice)
             if key not in container:
                 raise self.err(f"key {key!r:.40} is not in the dict", node.slice)
             return container[key]
@@ -863,8 +959,15 @@ class PythonFrontend:
             for i in idx:
                 ok = isinstance(i, int) and not isinstance(i, bool) or (isinstance(i, slice) and i.step in (None, 1))
                 if not ok:
-                    raise self.err("array indices must be integers or a:b slices known at compile time",
+                    hint = " (add an axis with .reshape(...))" if i is None else ""
+                    raise self.err("array indices must be integers or a:b slices known at compile time" + hint,
                                    node.slice)
+            shape = _shape(container)
+            if len(idx) > len(shape):
+                raise self.err(f"too many indices for an array of shape {list(shape)}", node.slice)
+            for i, d in zip(idx, shape):
+                if isinstance(i, int) and isinstance(d, int) and not -d <= i < d:
+                    raise self.err(f"index {i} is out of range for a dim of size {d}", node.slice)
             if not self.sym(container):
                 return np.asarray(_arr(container)[key], dtype=np.float64)
             parts = []
@@ -891,6 +994,8 @@ class PythonFrontend:
             if full == "numpy.random":
                 return Module("numpy.random")
             return NpFunc(full)
+        if isinstance(base, NpFunc):  # np.linalg.norm: named in full, refused when called
+            return NpFunc(f"{base.name}.{attr}")
         if isinstance(base, RandomGen):
             return BoundRng(base, attr)
         if _is_array(base):
@@ -942,6 +1047,9 @@ class PythonFrontend:
         if isinstance(func, Method):
             return self.method(func, args, kwargs, node)
         if isinstance(func, BoundRng):
+            if self.symbolic and self.depth > 0:
+                raise self.err("random draws inside the compiled function are not supported: draw at module level",
+                               node)
             return self.draw(func.rng.rng, func.name, args, kwargs, node, seeded=True)
         raise self.err(f"{_kind(func)} cannot be called", node)
 
@@ -958,13 +1066,16 @@ class PythonFrontend:
             if k not in names or k in local:
                 raise self.err(f"{f.node.name}() got an unexpected or repeated argument '{k}'", node)
             local[k] = v
-        defaults = dict(zip(names[len(names) - len(a.defaults):], a.defaults))
         for n in names:
             if n not in local:
-                if n not in defaults:
+                if n not in f.defaults:
                     raise self.err(f"{f.node.name}() is missing the argument '{n}'", node)
-                with self.constant():
-                    local[n] = self.eval(defaults[n], {})
+                value = f.defaults[n]
+                if isinstance(value, Unknown):
+                    raise self.err(f"the default of '{n}' is not known at compile time ({value.why})", node)
+                local[n] = value
+        if f.closure is not None:  # a nested def reads its enclosing function's names
+            local = collections.ChainMap(local, f.closure)
         return self.call_body(f.node, local)
 
     def call_body(self, f: ast.FunctionDef, local: dict) -> Any:
@@ -987,6 +1098,8 @@ class PythonFrontend:
         if name == "range":
             if not 1 <= len(args) <= 3 or not all(isinstance(a, int) and not isinstance(a, bool) for a in args):
                 raise self.err("range() takes 1 to 3 integers known at compile time", node)
+            if any(abs(a) > MAX_INT for a in args):
+                raise self.err("range() bounds out of range", node)
             r = range(*args)
             if len(r) > MAX_RANGE:
                 raise self.err(f"range of {len(r):,} steps (at most {MAX_RANGE:,})", node)
@@ -1004,6 +1117,8 @@ class PythonFrontend:
         if name in ("int", "float"):
             (v,) = _one(args, self, node, name)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
+                if name == "int" and (not math.isfinite(v) or abs(v) > MAX_INT):
+                    raise self.err("int() of a number out of range", node)
                 return int(v) if name == "int" else float(v)
             raise self.err(f"{name}() of {_kind(v)} is not supported (arrays stay arrays)", node)
         if name == "str":
@@ -1020,17 +1135,20 @@ class PythonFrontend:
             if args:
                 raise self.err("dict() takes no arguments here ({} literals do)", node)
             return {}
+        if name == "sum" and len(args) == 1 and isinstance(args[0], (list, tuple)) and any(
+                _is_array(v) for v in args[0]):
+            total: Any = args[0][0]
+            for v in args[0][1:]:
+                total = self.binop(ast.Add(), total, v, node)
+            return total
         if name in ("abs", "min", "max", "sum") and all(not _is_array(a) for a in args):
             vals = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple)) else args
+            if not vals or (name == "abs" and len(args) != 1):
+                raise self.err(f"{name}() needs {'one number' if name == 'abs' else 'numbers'}", node)
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
                 raise self.err(f"{name}() of non-numbers", node)
             return {"abs": lambda: abs(vals[0]), "min": lambda: min(vals), "max": lambda: max(vals),
                     "sum": lambda: sum(vals)}[name]()
-        if name == "sum" and len(args) == 1 and isinstance(args[0], (list, tuple)):
-            total: Any = 0
-            for v in args[0]:
-                total = self.binop(ast.Add(), total, v, node) if not (isinstance(total, int) and total == 0) else v
-            return total
         raise self.err(f"{name}() of arrays is not supported (use np.{name})", node)
 
     def np_call(self, name: str, args: list, kwargs: dict, node: ast.AST) -> Any:
@@ -1101,9 +1219,24 @@ class PythonFrontend:
                 return v
             raise self.err(f"np.{short}() of {_kind(v)} is not supported", node)
 
+        cargs = [conv(a) for a in args]
+        arrays = [np.shape(a) for a in cargs if isinstance(a, np.ndarray)] + [
+            np.shape(x) for a in cargs if isinstance(a, (list, tuple)) for x in a if isinstance(x, np.ndarray)]
+        if short in ("matmul", "dot") and len(arrays) >= 2:
+            self.charge(_matmul_work(arrays[0], arrays[1]), node)
+        else:
+            self.charge(sum(math.prod(sh) for sh in arrays), node)
+            if short not in ("concatenate", "stack", "sum", "mean", "max", "min", "amax", "amin", "transpose",
+                             "reshape") and arrays:
+                try:
+                    size = math.prod(np.broadcast_shapes(*arrays))
+                except ValueError:
+                    size = 0
+                if size > MAX_ARRAY:
+                    raise self.err(f"more than {MAX_ARRAY:,} elements in a constant array", node)
         try:
             with np.errstate(all="ignore"):
-                out = getattr(np, short)(*[conv(a) for a in args], **{k: conv(v) for k, v in kwargs.items()})
+                out = getattr(np, short)(*cargs, **{k: conv(v) for k, v in kwargs.items()})
         except (TypeError, ValueError) as e:
             raise self.err(f"np.{short}(): {str(e).splitlines()[0][:160]}", node) from None
         out = np.asarray(out, dtype=np.float64)
@@ -1187,9 +1320,14 @@ class PythonFrontend:
     # ---- constants and random draws
 
     def const_array(self, v: Any, node: ast.AST) -> np.ndarray:
+        budget = [MAX_ARRAY]
+
         def flat(x, depth=0):
             if depth > 32:
                 raise self.err("array nested too deeply", node)
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise self.err(f"more than {MAX_ARRAY:,} elements in a constant array", node)
             if isinstance(x, (list, tuple)):
                 return [flat(e, depth + 1) for e in x]
             if isinstance(x, bool) or not isinstance(x, (int, float, np.ndarray, Leaf)):
@@ -1245,6 +1383,9 @@ class PythonFrontend:
             raise self.err(f"np.random.{name}() size must be non-negative, at most {MAX_ARRAY:,} elements", node)
         if name == "random" and not hasattr(rng, "random"):
             name = "random_sample"
+        if not hasattr(rng, name):
+            raise self.err(f"{name}() is not a method of np.random.default_rng() (normal, random, uniform, "
+                           "standard_normal)", node)
         try:
             out = np.asarray(getattr(rng, name)(*args, **kwargs), dtype=np.float64)
         except (TypeError, ValueError) as e:
@@ -1367,6 +1508,10 @@ def _num(fn, fe, node):
         raise fe.err("unsupported operand", node) from None
 
 
+_OPS_TEXT = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@", ast.Pow: "**",
+             ast.FloorDiv: "//", ast.Mod: "%"}
+
+
 def _python_binop(op, a, b, fe: PythonFrontend, node):
     ops = {ast.Add: lambda: a + b, ast.Sub: lambda: a - b, ast.Mult: lambda: a * b, ast.Div: lambda: a / b,
            ast.FloorDiv: lambda: a // b, ast.Mod: lambda: a % b, ast.Pow: lambda: a ** b}
@@ -1376,9 +1521,13 @@ def _python_binop(op, a, b, fe: PythonFrontend, node):
     for v in (a, b):
         if not isinstance(v, (int, float, list, tuple, str)) or v is None:
             raise fe.err(f"operator on {_kind(v)} is not supported", node)
-    if isinstance(op, ast.Pow) and isinstance(a, int) and isinstance(b, int) and (
-            b < 0 or b * max(1, abs(a)).bit_length() > 64):
-        raise fe.err("integer power too large", node)
+    if isinstance(op, ast.Pow) and isinstance(a, (int, float)) and isinstance(b, (int, float)) and (
+            abs(b) * math.log2(max(2.0, abs(a))) > 1000 or (isinstance(a, int) and isinstance(b, int) and b > 0
+                                                           and b * math.log2(max(2, abs(a))) > 62)):
+        raise fe.err("power too large", node)
+    if isinstance(op, ast.Add) and isinstance(a, (list, tuple, str)) and isinstance(b, (list, tuple, str)):
+        if len(a) + len(b) > MAX_LIST:
+            raise fe.err(f"sequence of more than {MAX_LIST:,} elements", node)
     if isinstance(op, ast.Mult) and (isinstance(a, (list, tuple, str)) or isinstance(b, (list, tuple, str))):
         seq, n = (a, b) if isinstance(a, (list, tuple, str)) else (b, a)
         if not isinstance(n, int) or isinstance(n, bool) or len(seq) * max(n, 0) > MAX_LIST:
@@ -1408,18 +1557,44 @@ def _numpy_binop(op, a, b, fe: PythonFrontend, node):
     try:
         sa, sb = np.shape(a), np.shape(b)
         if isinstance(op, ast.MatMult):
-            out_shape = np.matmul(np.empty(sa, dtype=np.int8), np.empty(sb, dtype=np.int8)).shape if len(sa) and len(
-                sb) else None
+            if not len(sa) or not len(sb):
+                raise ValueError("matmul of a scalar")
+            if sa[-1] != (sb[-2] if len(sb) > 1 else sb[0]):
+                raise ValueError(f"matmul of shapes {sa} and {sb}")
+            fe.charge(_matmul_work(sa, sb), node)
+            out_shape = np.broadcast_shapes(sa[:-2], sb[:-2]) + sa[-2:-1] + sb[-1:] if len(sb) > 1 else sa[:-1]
         else:
             out_shape = np.broadcast_shapes(sa, sb)
-        if out_shape is None or math.prod(out_shape) > MAX_ARRAY:
-            raise ValueError("result too large or not an array")
+            fe.charge(math.prod(out_shape), node)
+        if math.prod(out_shape) > MAX_ARRAY:
+            raise ValueError(f"more than {MAX_ARRAY:,} elements")
         with np.errstate(all="ignore"):
             out = f(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
     except ValueError as e:
         raise fe.err(f"cannot evaluate: {str(e).splitlines()[0][:120]}", node) from None
     unseeded = isinstance(a, Unseeded) or isinstance(b, Unseeded)
     return out.view(Unseeded) if unseeded else np.asarray(out)
+
+
+def _depth(tree: ast.AST, limit: int = 1000) -> int:
+    best, stack = 0, [(tree, 1)]
+    while stack:
+        n, d = stack.pop()
+        best = max(best, d)
+        if d < limit:
+            stack += [(c, d + 1) for c in ast.iter_child_nodes(n)]
+    return best
+
+
+def _matmul_work(sa: tuple, sb: tuple) -> int:
+    """Multiply-adds of a @ b (an upper bound; shapes not yet checked)."""
+    if not sa or not sb:
+        return math.prod(sa) * math.prod(sb)
+    k = sa[-1]
+    rows = math.prod(sa[:-1]) if len(sa) > 1 else 1
+    cols = sb[-1] if len(sb) > 1 else 1
+    batch = math.prod(sb[:-2]) if len(sb) > 2 else 1
+    return rows * cols * k * batch
 
 
 def _python_compare(op, x, y, fe, node) -> bool:
