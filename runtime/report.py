@@ -33,6 +33,7 @@ import hashlib
 import html
 import json
 import math
+import re
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -189,6 +190,7 @@ class NodeView:
     grad: np.ndarray | None = None
     grad_note: str = ""
     lines: list[int] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)  # spec values the optimizer merged into it
 
 
 @dataclass
@@ -235,13 +237,15 @@ def _line_map(source: str, names: dict[str, str], owners: dict[str, set[str]], r
                 var_lines.setdefault(st.target.id, []).extend(span)
             elif isinstance(st, ast.Return):
                 return_lines.extend(span)
+    text = source.split("\n")
     by_node: dict[str, list[int]] = {}
     for n, own in owners.items():
         lines: set[int] = set()
         for o in own:
             lines |= set(var_lines.get(names[o], ()))
-        if n in roots:
-            lines |= set(return_lines)
+        if n in roots:  # the lines of a return statement that name it
+            word = re.compile(rf"\b{re.escape(names[n])}\b")
+            lines |= {ln for ln in return_lines if word.search(text[ln - 1])}
         by_node[n] = sorted(lines)
     return by_node
 
@@ -265,17 +269,23 @@ def collect(c: Compiled, seed: int | None = None, wrt: str | None = None, check:
     keys = [n for n in g.topo() if n not in unreachable]
     values = interpreter.evaluate(g, arrays, keys, dtype=np_dtype)
 
-    # Gradients of the loss w.r.t. every forward float value on a path to it.
-    fwd_keys = [n for n in keys if g.data(n)["phase"] == FORWARD and is_float(g.dtype(n))]
+    # Gradients of the loss w.r.t. every forward float value on a path to
+    # it, as the spec means them (what --wrt NAME gives): on the forward graph,
+    # where each spec value is its own node. Node ids survive the passes, so
+    # they index the optimized graph too; a value a pass made (not in the
+    # forward graph) gets its gradient on the optimized graph.
+    fwd = c.forward.graph
     on_path = g.ancestors([g.loss])
-    targets = [n for n in fwd_keys if n in on_path]
-    h = g.copy()
-    with h.context(phase=BACKWARD, origin=g.loss):
-        seed_node = h.add("const", [], {"value": 1.0, "shape": g.shape(g.loss)}, hint="seed")
-    h, gnodes = vjp(h, [g.loss], [seed_node], targets)
-    grad_of = {t: gn for t, gn in zip(targets, gnodes) if gn is not None}
-    gvals = interpreter.evaluate(h, arrays, list(dict.fromkeys(grad_of.values())), dtype=np_dtype) if grad_of else {}
-    grads = {t: gvals[gn] for t, gn in grad_of.items()}
+    fwd_keys = [n for n in keys if g.data(n)["phase"] == FORWARD and is_float(g.dtype(n)) and n in on_path]
+    grads = {}
+    for graph, wanted in ((fwd, [n for n in fwd_keys if n in fwd]), (g, [n for n in fwd_keys if n not in fwd])):
+        if wanted and graph.loss is not None:
+            grads.update(_loss_gradients(graph, wanted, arrays, np_dtype))
+    merged: dict[str, list[str]] = {}
+    for old in g._alias:
+        into = g.resolve(old)
+        if into is not None and old in fwd and fwd.data(old)["named"]:
+            merged.setdefault(into, []).append(old)
 
     # Where the module computes a value itself, show the module's and measure
     # how far the interpreter is from it.
@@ -331,6 +341,7 @@ def collect(c: Compiled, seed: int | None = None, wrt: str | None = None, check:
         if n in unreachable:
             v.grad_note = "needs a jvp/vjp/hvp argument"
         v.lines = node_lines.get(n, [])
+        v.merged = sorted(fwd.names()[m] for m in merged.get(n, []))
         views.append(v)
 
     source_lines = c.source.split("\n")
@@ -367,7 +378,9 @@ def collect(c: Compiled, seed: int | None = None, wrt: str | None = None, check:
     line_spec: dict[int, str] = dict(comment_loc)
     for loc in locs:
         members = [v for v in views if v.source == loc]
-        lines = sorted({ln for v in members for ln in v.lines} | {ln for ln, lc in comment_loc.items() if lc == loc})
+        # a literal constant is written into every statement that uses it,
+        # whichever spec statement first made it: it claims no line
+        lines = sorted({ln for v in members if v.op != "const" for ln in v.lines} | {ln for ln, lc in comment_loc.items() if lc == loc})
         text = info.source_text.get(loc)
         if text is None:
             decl = [v for v in members if v.op in ("param", "input")]
@@ -389,6 +402,20 @@ def collect(c: Compiled, seed: int | None = None, wrt: str | None = None, check:
         c, seed, views, edges, source_lines, line_nodes, line_spec, spec_rows,
         float(np.sum(np.asarray(loss_m, dtype=np.float64))), module_vs_interp, result, explain_wrt, explain_text, notes,
     )
+
+
+def _loss_gradients(graph, wanted: list[str], arrays, np_dtype) -> dict[str, np.ndarray]:
+    """d loss / d n for each ``n`` in ``wanted`` a gradient reaches: ``graph``
+    extended by reverse mode (seed 1), run by the reference interpreter."""
+    h = graph.copy()
+    with h.context(phase=BACKWARD, origin=graph.loss):
+        seed_node = h.add("const", [], {"value": 1.0, "shape": graph.shape(graph.loss)}, hint="seed")
+    h, gnodes = vjp(h, [graph.loss], [seed_node], wanted)
+    grad_of = {t: gn for t, gn in zip(wanted, gnodes) if gn is not None}
+    if not grad_of:
+        return {}
+    vals = interpreter.evaluate(h, arrays, list(dict.fromkeys(grad_of.values())), dtype=np_dtype)
+    return {t: vals[gn] for t, gn in grad_of.items()}
 
 
 def _explain(c: Compiled, wrt: str | None) -> tuple[str | None, str]:
@@ -681,6 +708,15 @@ def render(data: ReportData, use_graphviz: bool = True) -> str:
         cls = PHASE_CLASS.get(v.phase, "fwd")
         links = " ".join(f'<a href="#L{ln}">{ln}</a>' for ln in v.lines) or '<span class="none">inlined nowhere</span>'
         origin = f'<br><span class="muted">adjoint in the rule of {esc(v.origin)}</span>' if v.origin else ""
+        if v.merged:
+            origin += (
+                f'<br><span class="muted">also the value of {esc(", ".join(v.merged))} (merged by the optimizer); '
+                f"its gradient here is d loss / d {esc(v.name)} alone</span>"
+            )
+        doc = info.docs.get(v.key) if v.phase == FORWARD else None
+        if doc:
+            origin += f'<br><span class="doc">{esc(doc)}</span>'
+
         w(
             f'<tr id="card-{v.index}" class="{cls}" data-name="{esc(v.name)}"><td class="mono">{esc(v.name)}{origin}</td>'
             f'<td class="mono">{esc(v.op)}</td><td class="mono">{esc(shape_text(v.shape))}</td>'
