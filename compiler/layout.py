@@ -61,7 +61,7 @@ def dot_layout(nodes: list[str], edges: list[tuple[str, str]], sizes: dict[str, 
     back = {v: k for k, v in ids.items()}
     lines = [
         "digraph G {",
-        "  rankdir=TB; nodesep=0.25; ranksep=0.45;",
+        "  rankdir=TB; nodesep=0.2; ranksep=0.3;",
         '  node [shape=box, fixedsize=true, label=""];',
     ]
     for n in nodes:

@@ -16,8 +16,9 @@ Where the numbers come from. Inputs and params: the module's own
 gradients of the wrt values: the generated module's ``value_and_grad`` (what
 a user of the module gets). Every other value: the reference interpreter on
 the same graph (``runtime/interpreter.py``); the gradient of the loss with
-respect to an intermediate value: the interpreter on that graph extended by
-reverse mode to every forward value (``compiler/autodiff.vjp``). The page
+respect to an intermediate value: the interpreter on the forward graph (each
+spec value its own node) extended by reverse mode to every forward value
+(``compiler/autodiff.vjp``), so it is what ``--wrt NAME`` would give. The page
 states how far the interpreter is from the module where both compute a value.
 
 Everything that comes from a spec (names, description, docs, statement text,
@@ -537,7 +538,7 @@ h1 { font-size: 1.5rem; margin: .2rem 0; } h2 { font-size: 1.2rem; margin-top: 2
 code, pre, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12px; }
 .meta, .muted { color: var(--muted); }
 nav a { margin-right: 1rem; }
-.graph-wrap { overflow: auto; border: 1px solid #e5e7eb; max-height: 80vh; }
+.graph-wrap { overflow: auto; border: 1px solid #e5e7eb; max-height: 90vh; }
 svg.graph text { font: 11px ui-monospace, "DejaVu Sans Mono", Menlo, monospace; fill: var(--fg); }
 svg.graph .nname { font-weight: bold; }
 svg.graph .nop { fill: var(--muted); }
@@ -698,8 +699,9 @@ def render(data: ReportData, use_graphviz: bool = True) -> str:
     w('<section id="values"><h2>Every value and gradient</h2>')
     w(
         f'<p class="muted">The loss and the gradients of {esc(", ".join(g.grads) or "no value")} are what the generated '
-        "module's value_and_grad returns; the other values come from the reference interpreter on the same graph "
-        "(gradients of intermediate values: the interpreter on the graph extended by reverse mode to every value). "
+        "module's value_and_grad returns; the other values come from the reference interpreter on the same graph, "
+        "and the gradients of intermediate values from the interpreter on the forward graph extended by reverse "
+        "mode to every value (d loss / d that spec value, as --wrt NAME would give it). "
         f"Where both compute a value they differ by at most {data.module_vs_interpreter:.1e} (relative).</p>"
     )
     w('<table class="values"><thead><tr><th>name</th><th>op</th><th>shape</th><th>spec</th><th>value</th>'

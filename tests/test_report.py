@@ -437,3 +437,11 @@ def test_cli_report_takes_flags_and_ir_dumps(tmp_path):
     dump.write_text(bpc.compile("examples/neuron.json").ir_text("joint", "json"))
     r = runner.invoke(app, ["report", str(dump), "-o", str(tmp_path / "b.html")])
     assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_example_reports(path):
+    c = compile_file(path)
+    page = Page(_report(c, samples=2))
+    assert set(page.nodes) == set(c.optimized.graph.names().values())
+    assert "PASSED" in "".join(page.text)
