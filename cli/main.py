@@ -520,23 +520,27 @@ def report(
 
     The graph with each value and gradient, each spec statement beside the
     code it became, the gradient check and the chain rule for one value. It
-    needs no network; open it in any browser.
+    needs no network; open it in any browser. Exits 1 (after writing the
+    page) when a gradient is off.
     Example: bpc report examples/sigmoid_2_3_1.json -o report.html
     """
-    from ..runtime.report import report_html
+    from ..runtime.report import collect, render
 
     c = _compile(spec, name=name, dtype=dtype.value, emit=emit, source=SourceFlags(fn, wrt, loss, shape))
     target = out if out is not None else Path(f"{c.name}.report.html")
     try:
         if explain_wrt is not None:
             check_name(explain_wrt, "--explain")
-        page = report_html(c, seed=seed, wrt=explain_wrt, samples=samples or None, use_graphviz=not no_graphviz)
-        write_atomic(_out_dir(target.parent) / target.name, page)
+        data = collect(c, seed=seed, wrt=explain_wrt, samples=samples or None)
+        write_atomic(_out_dir(target.parent) / target.name, render(data, use_graphviz=not no_graphviz))
     except BpcError as e:
         fail(e)
     except OSError as e:
         fail(OutputError(f"cannot write: {e.strerror}", str(target)))
     typer.echo(f"wrote {target}")
+    if data.check is not None and not data.check.passed:  # as bpc check: the page says where
+        typer.echo("gradient check FAILED: see the report's check table", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()

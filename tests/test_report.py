@@ -9,6 +9,7 @@ in Chromium are in ``tests/test_report_browser.py``.
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 from html.parser import HTMLParser
@@ -32,6 +33,7 @@ from .conftest import EXAMPLES, ROOT
 from .netgen import network_from_seed
 
 HAS_DOT = shutil.which("dot") is not None
+RANDOM_NETWORKS = int(os.environ.get("BPC_REPORT_NETWORKS", "12"))  # more: BPC_REPORT_NETWORKS=500
 SMALL_EXAMPLES = ["sigmoid_2_3_1", "neuron", "scalar", "perceptron", "one_hidden", "relu_deep", "two_hidden"]
 
 
@@ -138,7 +140,7 @@ def _named_values(spec: dict, c) -> list[str]:
     return [n for n in fwd.topo() if fwd.data(n)["named"] and fwd.dtype(n).startswith("f") and fwd.op(n) != "const"]
 
 
-@pytest.mark.parametrize("seed", range(int(__import__("os").environ.get("REPORT_SEEDS", 12))))
+@pytest.mark.parametrize("seed", range(RANDOM_NETWORKS))
 def test_random_networks_against_a_module_that_returns_every_value(seed):
     """Random networks (tests/netgen.py): the page's value and gradient of
     every named value equal those of a second module compiled from the same
@@ -445,3 +447,16 @@ def test_every_example_reports(path):
     page = Page(_report(c, samples=2))
     assert set(page.nodes) == set(c.optimized.graph.names().values())
     assert "PASSED" in "".join(page.text)
+
+
+def test_cli_report_exits_1_when_a_gradient_is_off(monkeypatch, tmp_path):
+    """As bpc check: corrupt one derivative rule; the page is written and says FAILED."""
+    from bpc.compiler.ops import registry
+
+    op = registry._OPS["sigmoid"]
+    bad = lambda g, out, x: [g * out]  # noqa: E731 - wrong: missing (1 - y)
+    monkeypatch.setitem(registry._OPS, "sigmoid", registry.OpDef(**{**op.__dict__, "vjp": bad}))
+    r = CliRunner().invoke(app, ["report", "examples/neuron.json", "-o", str(tmp_path / "r.html")])
+    assert r.exit_code == 1 and "FAILED" in r.output
+    page = Page((tmp_path / "r.html").read_text())
+    assert "FAILED" in "".join(page.text) and "FAIL" in "".join(page.text)
