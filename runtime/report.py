@@ -283,7 +283,7 @@ def collect(c: Compiled, seed: int | None = None, wrt: str | None = None, check:
         if wanted and graph.loss is not None:
             grads.update(_loss_gradients(graph, wanted, arrays, np_dtype))
     merged: dict[str, list[str]] = {}
-    for old in g._alias:
+    for old in g.merged_nodes():
         into = g.resolve(old)
         if into is not None and old in fwd and fwd.data(old)["named"]:
             merged.setdefault(into, []).append(old)

@@ -460,3 +460,23 @@ def test_cli_report_exits_1_when_a_gradient_is_off(monkeypatch, tmp_path):
     assert r.exit_code == 1 and "FAILED" in r.output
     page = Page((tmp_path / "r.html").read_text())
     assert "FAILED" in "".join(page.text) and "FAIL" in "".join(page.text)
+
+
+def test_a_value_merged_by_the_optimizer_keeps_its_own_gradient():
+    """CSE makes one node of a and b; the page shows d loss / d a as the spec
+    means it (through a's own use, what --wrt a gives), and says b was merged."""
+    spec = {
+        "params": [{"name": "w", "shape": [3], "value": [0.5, -1.0, 2.0]}],
+        "inputs": [{"name": "x", "shape": [3], "value": [1.0, 2.0, -0.5]}],
+        "nodes": ["a = tanh(w * x)", "b = tanh(w * x)", "l = sum(a * b * b)"],
+        "loss": "l",
+    }
+    c = compile_text(json.dumps(spec))
+    assert "b" not in c.optimized.graph.names().values()  # merged
+    page = Page(_report(c))
+    wide = compile_text(json.dumps(dict(spec, wrt=["a", "b"])))
+    m = load_source(wide.source, wide.name)
+    _, grads = m.value_and_grad(**example_arrays(m))
+    np.testing.assert_allclose(_array(json.loads(page.nodes["a"]["data-grad"])), grads["a"], rtol=1e-12)
+    assert not np.allclose(grads["a"], grads["a"] + grads["b"])  # the total would differ
+    assert "also the value of b (merged by the optimizer)" in "".join(page.text)
