@@ -629,6 +629,55 @@ def explain(
 
 
 @command()
+def report(
+    spec: Path = typer.Argument(..., help="the network spec (JSON) or an IR dump"),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="the HTML file (default: <name>.report.html)"),
+    seed: Optional[int] = typer.Option(
+        None, min=0, max=MAX_SEED, help="seed for init_params/example_inputs"
+    ),
+    explain_wrt: Optional[str] = typer.Option(
+        None, "--explain", help="the wrt value whose chain rule is explained (default: the first)"
+    ),
+    samples: int = typer.Option(
+        256, "--samples", min=0, max=MAX_ELEMENTS, help="elements checked per tensor (a seeded random subset); 0: all"
+    ),
+    no_graphviz: bool = typer.Option(False, "--no-graphviz", help="lay the graph out without Graphviz"),
+    name: Optional[str] = typer.Option(None, "--name", help=NAME_HELP),
+    dtype: DType = typer.Option(DType.float64, "--dtype", help=DTYPE_HELP),
+    emit: Optional[str] = typer.Option(None, "--emit", help=EMIT_HELP),
+    fn: Optional[str] = typer.Option(None, "--fn", help=FN_HELP),
+    wrt: Optional[str] = typer.Option(None, "--wrt", help=WRT_HELP),
+    loss: Optional[str] = typer.Option(None, "--loss", help=LOSS_HELP),
+    shape: Optional[list[str]] = typer.Option(None, "--shape", help=SHAPE_HELP),
+) -> None:
+    """Write one self-contained HTML page that shows every step of SPEC.
+
+    The graph with each value and gradient, each spec statement beside the
+    code it became, the gradient check and the chain rule for one value. It
+    needs no network; open it in any browser. Exits 1 (after writing the
+    page) when a gradient is off.
+    Example: bpc report examples/sigmoid_2_3_1.json -o report.html
+    """
+    from ..runtime.report import collect, render
+
+    c = _compile(spec, name=name, dtype=dtype.value, emit=emit, source=SourceFlags(fn, wrt, loss, shape))
+    target = out if out is not None else Path(f"{c.name}.report.html")
+    try:
+        if explain_wrt is not None:
+            check_name(explain_wrt, "--explain")
+        data = collect(c, seed=seed, wrt=explain_wrt, samples=samples or None)
+        write_atomic(_out_dir(target.parent) / target.name, render(data, use_graphviz=not no_graphviz))
+    except BpcError as e:
+        fail(e)
+    except OSError as e:
+        fail(OutputError(f"cannot write: {e.strerror}", str(target)))
+    typer.echo(f"wrote {target}")
+    if data.check is not None and not data.check.passed:  # as bpc check: the page says where
+        typer.echo("gradient check FAILED: see the report's check table", err=True)
+        raise typer.Exit(1)
+
+
+@command()
 def ops(
     all_ops: bool = typer.Option(False, "--all", help="include internal ops used by derivative rules"),
 ) -> None:

@@ -335,6 +335,29 @@ class _Emitter:
         return lines
 
 
+def statement_owners(p: Program, entry: Entry, opts: CodegenOptions | None = None) -> dict[str, set[str]]:
+    """Which statements of ``entry``'s function compute each node: for a node
+    with a statement of its own (or a param's cast), itself; for a value
+    inlined into its users, the owners of those users. Keys are nodes, values
+    the nodes whose printed names the statements assign (the same inlining
+    decisions as :func:`generate`)."""
+    g = p.graph
+    em = _Emitter(g, p.roots(entry), opts or CodegenOptions(), g.names(), p.info)
+    owners: dict[str, set[str]] = {}
+    for n in reversed(em.order):
+        if not em.inlined(n):
+            owners[n] = {n}
+            continue
+        out: set[str] = set()
+        for u, _ in g.users(n):
+            out |= owners.get(u, set())
+        owners[n] = out
+    for n in em.uses:
+        if g.op(n) in SOURCES:
+            owners[n] = {n}
+    return owners
+
+
 def generated_lines(p: Program, wrt: str, opts: CodegenOptions | None = None) -> list[str]:
     """The backward statements of value_and_grad that compute d loss / d wrt."""
     opts = opts or CodegenOptions(free_threshold=None)

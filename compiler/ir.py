@@ -439,6 +439,10 @@ class Graph:
         """Record that ``old`` (removed) computed the same value as ``into``."""
         self._alias[old] = into
 
+    def merged_nodes(self) -> list[str]:
+        """The removed nodes recorded by :meth:`merged` (see :meth:`resolve`)."""
+        return list(self._alias)
+
     def origin(self, n: str) -> str | None:
         """The forward node whose rule made ``n``, following merges; None
         when that node is gone (a pass replaced it by a different one)."""

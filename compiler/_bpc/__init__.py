@@ -13,9 +13,9 @@ pipeline lives in ``bpc.compiler``, what runs code in ``bpc.runtime``, the
 command line in ``bpc.cli``.
 """
 
-from .api import Program, check, compile, load
+from .api import Program, check, compile, load, report
 from .compiler import __version__
 from .compiler.errors import BpcError
 from .compiler.options import CompileOptions
 
-__all__ = ["BpcError", "CompileOptions", "Program", "__version__", "check", "compile", "load"]
+__all__ = ["BpcError", "CompileOptions", "Program", "__version__", "check", "compile", "load", "report"]

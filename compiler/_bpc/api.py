@@ -9,6 +9,7 @@ The CLI is a thin layer over the same pipeline functions::
     m.ir("joint")                                    # the IR at a stage (forward, joint, optimized)
     m.write("generated/")                            # generated/neuron.py
     report = bpc.check(m)                            # finite differences; report.passed
+    html = bpc.report(m)                             # the page of `bpc report` (Jupyter shows m itself)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Program:
     def __init__(self, compiled: Compiled):
         self.compiled = compiled
         self._module: types.ModuleType | None = None
+        self._html: str | None = None
 
     @property
     def name(self) -> str:
@@ -86,6 +88,23 @@ class Program:
     def __repr__(self) -> str:
         return f"<bpc.Program {self.name} ({self.options.dtype})>"
 
+    def report(self, seed: int | None = None, wrt: str | None = None, samples: int | None = 256) -> str:
+        """The HTML page of ``bpc report``: graph with values and gradients,
+        spec beside code, gradient check, explain (see ``docs/report.md``)."""
+        from .runtime.report import report_html
+
+        return report_html(self.compiled, seed=seed, wrt=wrt, samples=samples)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the check summary, the graph, the code (highlighted
+        when Pygments is installed). The check samples a few elements per
+        tensor (``bpc.check`` checks more)."""
+        if self._html is None:
+            from .runtime.report import notebook_html
+
+            self._html = notebook_html(self.compiled)
+        return self._html
+
 
 def compile(spec: Any, options: CompileOptions | None = None, **kw: Any) -> Program:
     """Compile ``spec`` (a dict, JSON text, a path to a spec or an IR dump).
@@ -120,6 +139,14 @@ def check(
     twin). Returns a report: ``.passed``, ``.tensors`` (per-tensor errors)."""
     program = spec if isinstance(spec, Program) and not kw else compile(spec, **kw)
     return check_compiled(program.compiled, seed=seed, dims=dims, max_elements=samples or None)
+
+
+def report(spec: Any, seed: int | None = None, wrt: str | None = None, samples: int | None = 256, **kw: Any) -> str:
+    """Compile ``spec`` (or take a ``Program``) and return the ``bpc report``
+    page as an HTML string: ``open("r.html", "w").write(bpc.report(spec))``.
+    ``wrt`` picks the value whose chain rule is explained (default the first)."""
+    program = spec if isinstance(spec, Program) and not kw else compile(spec, **kw)
+    return program.report(seed=seed, wrt=wrt, samples=samples)
 
 
 def load(path: str | Path) -> types.ModuleType:
