@@ -197,7 +197,7 @@ REUSES_OPERANDS = frozenset({"leaky_relu", "elu"})
 # before it is written; see compiler/verify.py).
 NP_NAMES = frozenset(
     {
-        "abs", "array", "arange", "broadcast_to", "concatenate", "cos", "eye", "exp",
+        "abs", "array", "arange", "fromstring", "broadcast_to", "concatenate", "cos", "eye", "exp",
         "expm1", "float32", "float64", "full", "inf", "intp", "log", "log1p",
         "logaddexp", "maximum", "minimum", "nan", "ones", "pad", "random", "reshape",
         "sign", "sin", "sqrt", "stack", "tanh", "transpose", "where", "zeros",
