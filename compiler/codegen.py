@@ -118,20 +118,27 @@ def _array_literal(a: np.ndarray, dtype: str = "f64") -> str:
 def _text_array(a: np.ndarray, dtype: str) -> str:
     """A large array as ``np.fromstring("1.5 -0.25 ...", sep=" ")``, one string
     per row of its last axis, laid out as black does (lines relative to the
-    dict item): NumPy parses numbers (no code runs), and they read back
-    exactly (checked here)."""
-    flat = np.asarray(a, dtype=np.float64).reshape(-1)
-    f32 = flat.astype(np.float32)
-    words = [repr(float(x)) for x in flat]
-    if np.array_equal(f32.astype(np.float64), flat):  # float32 values: their shortest digits
-        short = [str(x) for x in f32]
-        if np.array_equal(np.array([float(w) for w in short]).astype(np.float32), f32):
-            words = short
-    row = a.shape[-1] if a.ndim >= 2 else TEXT_ARRAY_ROW
-    rows = [" ".join(words[i : i + row]) for i in range(0, len(words), row)]
-    lines = [f'    "{r} "' for r in rows[:-1]] + [f'    "{rows[-1]}",', '    sep=" ",']
-    cast = ".astype(np.float32)" if dtype == "f32" else ""
-    return "np.fromstring(\n" + "\n".join(lines) + f"\n).reshape({pyval(a.shape)}){cast}"
+    dict item). NumPy parses numbers (no code runs); the text is parsed here
+    as the module will parse it, and must give the exact values."""
+    np_dtype = np.float32 if dtype == "f32" else np.float64
+    want = np.asarray(a, dtype=np.float64).astype(np_dtype)
+    f32 = want.astype(np.float32)
+    if np.array_equal(f32.astype(np.float64), want.astype(np.float64)):
+        words = [str(x) for x in f32.reshape(-1)]  # float32 values: their shortest digits
+    else:
+        words = [repr(float(x)) for x in want.reshape(-1)]
+    kw = ["    dtype=np.float32,"] if dtype == "f32" else []
+    for attempt in range(2):
+        row = a.shape[-1] if a.ndim >= 2 else TEXT_ARRAY_ROW
+        rows = [" ".join(words[i : i + row]) for i in range(0, len(words), row)]
+        got = np.fromstring(" ".join(rows), sep=" ", dtype=np_dtype)
+        if np.array_equal(got, want.reshape(-1)):
+            break
+        words = [repr(float(x)) for x in want.reshape(-1)]  # float64 digits: exact for any value
+    else:  # pragma: no cover - repr round-trips every float64
+        raise AssertionError("np.fromstring does not read the values back")
+    lines = [f'    "{r} "' for r in rows[:-1]] + [f'    "{rows[-1]}",', '    sep=" ",'] + kw
+    return "np.fromstring(\n" + "\n".join(lines) + f"\n).reshape({pyval(a.shape)})"
 
 
 def _nested(v, num=float) -> str:

@@ -341,7 +341,8 @@ class _Converter:
 
     # ---- operands
     def v(self, x: str, rank: int | None = None) -> str:
-        """A data operand as expression text: a name, or a literal for a scalar constant."""
+        """A data operand as expression text: a name, or a literal for a one-element
+        constant (not an initializer: those are params) that does not raise the rank."""
         if x in self.env:
             name = self.env[x]
             if name in self.labels:
@@ -351,7 +352,7 @@ class _Converter:
             arr = self.static[x]
             if arr.dtype.kind in "iu" and x not in self.trainable:
                 raise self.unsupported("integer data", f"integer tensor {shown(x)} used as data (bpc computes in floats)")
-            if arr.size == 1 and (arr.ndim == 0 or (rank is not None and arr.ndim <= rank)):
+            if x not in self.trainable and arr.size == 1 and (arr.ndim == 0 or (rank is not None and arr.ndim <= rank)):
                 text = _literal(arr.reshape(()), self.where)
                 return f"({text})" if text.startswith("-") else text
             what = "initializer" if x in self.trainable else "constant"
