@@ -142,23 +142,12 @@ def expand_mlp(m: MLP) -> tuple[list[TensorDecl], list[TensorDecl], list[tuple[s
     return inputs, params, nodes, "loss"
 
 
-def _spec_json(spec: Spec) -> str:
-    """The spec as JSON (for its digest when it comes without text); a front
-    end's array values (ndarrays) as lists."""
-    try:
-        return spec.model_dump_json()
-    except ValueError:  # pydantic's serialization error: an ndarray value
-        import json
-
-        return json.dumps(spec.model_dump(), default=lambda v: v.tolist() if hasattr(v, "tolist") else repr(v))
-
-
 def lower(spec: Spec, spec_path: str | None = None, spec_text: str | None = None, dtype: str = "f64") -> Program:
     """The forward program of a spec; values compute in ``dtype`` (``f64``/``f32``)."""
     info = ModuleInfo(
         name=module_name(spec, spec_path),
         spec_path=spec_path or "<memory>",
-        spec_sha256=hashlib.sha256((spec_text or _spec_json(spec)).encode()).hexdigest(),
+        spec_sha256=hashlib.sha256((spec_text or spec.model_dump_json()).encode()).hexdigest(),
         description=spec.description,
         seed=spec.seed,
     )

@@ -434,14 +434,7 @@ def literal_array(value: Any, shape: tuple[int, ...], where: str):
         elif not math.isfinite(v):
             raise bad("NaN and infinity are not allowed in values")
 
-    if isinstance(value, np.ndarray):  # from a front end (ONNX initializers)
-        if value.dtype.kind not in "biuf":
-            raise bad(f"expected numbers, got an array of {value.dtype}")
-        value = value.astype(np.float64)
-        if not np.all(np.isfinite(value)):
-            raise bad("NaN and infinity are not allowed in values")
-    else:
-        check(value, 0)
+    check(value, 0)
     try:
         arr = np.asarray(value, dtype=np.float64)
     except ValueError:

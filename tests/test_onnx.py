@@ -432,3 +432,66 @@ def test_large_initializers_are_strings_of_numbers_read_back_exactly():
         got = p.init_params()["W"]
         assert got.dtype == np.dtype(dtype) and got.flags.writeable
         np.testing.assert_array_equal(got, arr.astype(dtype))
+
+
+def test_comparisons_and_where_on_floats():
+    nodes = [
+        helper.make_node("Greater", ["a", "b"], ["gt"]),
+        helper.make_node("Less", ["a", "b"], ["lt"]),
+        helper.make_node("Equal", ["a", "b"], ["eq"]),
+        helper.make_node("Where", ["gt", "a", "b"], ["w1"]),
+        helper.make_node("Where", ["eq", "w1", "lt_f"], ["out"]),
+        helper.make_node("Where", ["lt", "a", "b"], ["lt_f"]),
+    ]
+    nodes = nodes[:4] + [nodes[5], nodes[4]]  # ONNX graphs list nodes in topological order
+    m = model(nodes, [vi("a", [6]), vi("b", [6])], [vi("out", [6])])
+    p = bpc.compile(m, loss="sse")
+    a = np.array([1.0, 2.0, 3.0, -1.0, 0.5, 2.0])
+    b = np.array([1.0, 3.0, 2.0, -2.0, 0.5, 1.0])
+    _, outs = p.forward(a=a, b=b, target=np.zeros(6))
+    want = np.where(a == b, np.where(a > b, a, b), np.where(a < b, a, b))
+    np.testing.assert_array_equal(outs["out"], want)
+    assert bpc.check(p).passed
+
+
+def test_losses_with_labels_from_an_integer_input_and_class_weights():
+    rng = np.random.default_rng(2)
+    w = numpy_helper.from_array(rng.standard_normal((5, 4)).astype(np.float32), "W")
+    cw = numpy_helper.from_array(np.array([1.0, 2.0, 0.5, 1.5], np.float32), "class_w")
+    for op, reduction in (("SoftmaxCrossEntropyLoss", "mean"), ("NegativeLogLikelihoodLoss", "sum")):
+        nodes = [helper.make_node("MatMul", ["x", "W"], ["z"])]
+        if op == "NegativeLogLikelihoodLoss":
+            nodes.append(helper.make_node("LogSoftmax", ["z"], ["lp"], axis=1))
+            nodes.append(helper.make_node(op, ["lp", "labels", "class_w"], ["loss"], reduction=reduction))
+        else:
+            nodes.append(helper.make_node(op, ["z", "labels", "class_w"], ["loss"], reduction=reduction))
+        m = model(nodes, [vi("x", ["n", 5]), vi("labels", ["n"], TensorProto.INT64)], [vi("loss", [])], [w, cw])
+        p = bpc.compile(m)
+        assert p.LOSS == "loss" and p.INPUTS["labels"] == ("n",)
+        x = rng.standard_normal((3, 5))
+        y = np.array([0, 3, 2])
+        z = x @ numpy_helper.to_array(w).astype(np.float64)
+        lp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        wl = np.array([1.0, 2.0, 0.5, 1.5])[y]
+        per = -lp[np.arange(3), y] * wl
+        want = per.sum() / wl.sum() if reduction == "mean" else per.sum()
+        np.testing.assert_allclose(p.forward(**p.init_params(), x=x, labels=y), want, rtol=1e-6)
+        assert bpc.check(p).passed
+
+
+def test_explain_and_the_spec_stage_read_onnx_models(tmp_path):
+    base = [sys.executable, "-m", "bpc"]
+    r = subprocess.run(base + ["explain", "examples/onnx/mlp_2_10_10_1.onnx", "--wrt", "net_4_bias", "--loss", "sse"],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and "d loss / d net_4_bias" in r.stdout, r.stderr
+    r = subprocess.run(base + ["ir", "examples/onnx/mlp_2_10_10_1.onnx", "--stage", "spec"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    spec = json.loads(r.stdout)
+    assert [p["name"] for p in spec["params"]][:2] == ["net_0_weight", "net_0_bias"]
+    # the printed spec compiles to the same module, weights and all
+    (tmp_path / "mlp_2_10_10_1.json").write_text(r.stdout)
+    again = bpc.compile(str(tmp_path / "mlp_2_10_10_1.json"))
+    ref = bpc.compile("examples/onnx/mlp_2_10_10_1.onnx")
+    for k, v in ref.init_params().items():
+        np.testing.assert_array_equal(again.init_params()[k], v)

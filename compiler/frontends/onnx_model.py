@@ -334,7 +334,8 @@ class _Converter:
         arr = arr.astype(np.float64) if arr.dtype.kind in "biu" else arr
         if not np.all(np.isfinite(arr)):
             raise self.unsupported("non-finite constant", f"{doc} holds NaN or infinity")
-        self.params.append(TensorDecl(name=name, shape=list(arr.shape), value=arr, doc=doc))
+        # nested lists: the spec stays JSON (bpc ir --stage spec); float32 values stay exact
+        self.params.append(TensorDecl(name=name, shape=list(arr.shape), value=arr.tolist(), doc=doc))
         self.g.add("param", [], {"shape": tuple(arr.shape)}, name=name, named=True)
         self.env[onnx_name] = name
         return name
