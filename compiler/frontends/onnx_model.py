@@ -787,17 +787,12 @@ class _Converter:
         xs = self.shape(ins[0])
         axes = self._axes(node, ins, attrs)
         keepdims = bool(attrs.get("keepdims", 1))
-        if not axes:
-            if axes is not None or int(attrs.get("noop_with_empty_axes", 0)):
-                if int(attrs.get("noop_with_empty_axes", 0)):
-                    return self.alias(node, ins[0])
-            axis = None
-        else:
-            axis = tuple(sorted(self._axis(a, len(xs)) for a in axes))
-        x = self.v(ins[0])
+        if not axes and int(attrs.get("noop_with_empty_axes", 0)):
+            return self.alias(node, ins[0])  # no axes given: the input as it is
         if not xs:
-            return self.alias(node, ins[0])
-        return self.expr(node, f"{fn}({x}, axis={axis!r}, keepdims={keepdims})")
+            return self.alias(node, ins[0])  # a scalar: nothing to reduce
+        axis = tuple(sorted(self._axis(a, len(xs)) for a in axes)) if axes else None
+        return self.expr(node, f"{fn}({self.v(ins[0])}, axis={axis!r}, keepdims={keepdims})")
 
     def op_ReduceSum(self, node, ins, attrs):
         return self._reduce(node, ins, attrs, "sum")
