@@ -145,6 +145,12 @@ def test_wrt_and_float32():
     p = bpc.compile(tiny(), loss="sse", wrt=("x", "net_0_bias"), dtype="float32")
     assert p.WRT == ("x", "net_0_bias")
     assert bpc.check(p).passed
+    # the model's own names work too
+    from bpc.compiler.frontends.onnx_model import source_from_model
+
+    src = source_from_model(tiny(), CompileOptions(loss="sse", wrt=("net.0.weight", "x")))
+    assert src.spec.wrt == ["net_0_weight", "x"]
+    assert bpc.compile(tiny(), loss="sse", wrt=("net.0.weight",)).WRT == ("net_0_weight",)
 
 
 def test_a_model_output_that_is_no_scalar_needs_a_loss():

@@ -110,7 +110,10 @@ def compile(spec: Any, options: CompileOptions | None = None, **kw: Any) -> Prog
         from .compiler.frontends.onnx_model import source_from_model
 
         src = source_from_model(spec, options)
-        return Program(compile_spec(src.spec, spec_path=src.path, spec_text=src.text, options=options.but(loss=None)))
+        # the front end has used loss and wrt (wrt may hold the model's own names)
+        return Program(
+            compile_spec(src.spec, spec_path=src.path, spec_text=src.text, options=options.but(loss=None, wrt=None))
+        )
     raise SpecError(
         f"cannot compile a {type(spec).__name__}: give a dict, JSON text, a path or an onnx.ModelProto", "spec"
     )

@@ -931,7 +931,8 @@ class _Converter:
                     self.where = f"{self.source}: inputs"
                     raise self.unsupported("integer data", f"integer input {d['name']} is used by no loss")
                 d["classes"] = self.labels[d["name"]]
-        wrt = list(self.options.wrt) if self.options.wrt is not None else None
+        # --wrt takes bpc names, or the model's own names (net.0.weight)
+        wrt = [self.env.get(w, w) for w in self.options.wrt] if self.options.wrt is not None else None
         if wrt is None:
             wrt = [p.name for p in self.params if any(o for o, n in self.env.items() if n == p.name and o in self.trainable)]
             if not wrt:
