@@ -600,6 +600,9 @@ def explain(
     spec: Path = typer.Argument(..., help="the network spec (JSON)"),
     wrt: str = typer.Option(..., "--wrt", help="the value to differentiate with respect to"),
     name: Optional[str] = typer.Option(None, "--name", help=NAME_HELP),
+    loss: Optional[str] = typer.Option(None, "--loss", help=LOSS_HELP),
+    fn: Optional[str] = typer.Option(None, "--fn", help=FN_HELP),
+    shape: Optional[list[str]] = typer.Option(None, "--shape", help=SHAPE_HELP),
 ) -> None:
     """Print the chain rule from the loss down to a value, step by step.
 
@@ -614,13 +617,26 @@ def explain(
         check_name(wrt, "--wrt")
         if name is not None:
             check_name(name, "--name")
-        text = read_text(spec)
-        data = parse_json(text, str(spec))
-        if is_ir_dump(data):
-            raise BpcError("explain takes a spec, not an IR dump", str(spec))
-        spec_obj = spec_from_data(data)
+        from ..compiler.frontends import frontend_for
+
+        load = frontend_for(spec)
+        sources = ()
+        if load is not None:  # a front end's source (Python, an ONNX model)
+            shapes = SourceFlags(shape=shape).shape_map()
+            src = load(spec, CompileOptions(loss=loss, fn=fn, shapes=shapes, wrt=(wrt,)))
+            spec_obj, text, shown, sources = src.spec, src.text, src.path, src.node_sources
+        else:
+            if fn is not None or shape:
+                raise BpcError("is for Python sources (a .py file)", "--fn" if fn is not None else "--shape")
+            text = read_text(spec)
+            data = parse_json(text, str(spec))
+            if is_ir_dump(data):
+                raise BpcError("explain takes a spec, not an IR dump", str(spec))
+            spec_obj, shown = spec_from_data(data), str(spec)
+            if loss is not None:
+                spec_obj = spec_obj.model_copy(update={"loss": loss})
         spec_obj = spec_obj.model_copy(update={"wrt": [wrt], **({"name": name} if name is not None else {})})
-        c = compile_spec(spec_obj, spec_path=str(spec), spec_text=text)
+        c = compile_spec(spec_obj, spec_path=shown, spec_text=text, node_sources=sources)
         e = explain_chain(c.forward, wrt)
         e.generated = generated_lines(c.optimized, wrt)
     except BpcError as err:

@@ -95,6 +95,14 @@ def _comment_text(text: str) -> str:
     return _printable(" ".join(text.split()))
 
 
+# Arrays of more elements are written as strings of numbers (np.fromstring, one
+# string a row), in float32's shortest digits when the values are float32 (ONNX
+# weights): about 11 characters a number instead of about 30 in nested lists,
+# and few enough atoms for black to format a 270k-weight module in seconds.
+TEXT_ARRAY_ELEMENTS = 1024
+TEXT_ARRAY_ROW = 256  # numbers per string of a 1-D array (else one string per row)
+
+
 def _array_literal(a: np.ndarray, dtype: str = "f64") -> str:
     """A literal array in ``dtype`` (labels: ints; float32: ``dtype=`` given)."""
     num = int if dtype == "i64" else float
@@ -103,7 +111,35 @@ def _array_literal(a: np.ndarray, dtype: str = "f64") -> str:
         return f"np.array({num(a)!r}{kw})"
     if a.size > 1 and np.all(a == a.flat[0]):  # a filled value: no long literal
         return f"np.full({pyval(a.shape)}, {num(a.flat[0])!r}{kw})"
+    if a.size > TEXT_ARRAY_ELEMENTS and dtype != "i64":
+        return _text_array(a, dtype)
     return f"np.array({_nested(a.tolist(), num)}{kw})"
+
+
+def _text_array(a: np.ndarray, dtype: str) -> str:
+    """A large array as ``np.fromstring("1.5 -0.25 ...", sep=" ")``, one string
+    per row of its last axis, laid out as black does (lines relative to the
+    dict item). NumPy parses numbers (no code runs); the text is parsed here
+    as the module will parse it, and must give the exact values."""
+    np_dtype = np.float32 if dtype == "f32" else np.float64
+    want = np.asarray(a, dtype=np.float64).astype(np_dtype)
+    f32 = want.astype(np.float32)
+    if np.array_equal(f32.astype(np.float64), want.astype(np.float64)):
+        words = [str(x) for x in f32.reshape(-1)]  # float32 values: their shortest digits
+    else:
+        words = [repr(float(x)) for x in want.reshape(-1)]
+    kw = ["    dtype=np.float32,"] if dtype == "f32" else []
+    for attempt in range(2):
+        row = a.shape[-1] if a.ndim >= 2 else TEXT_ARRAY_ROW
+        rows = [" ".join(words[i : i + row]) for i in range(0, len(words), row)]
+        got = np.fromstring(" ".join(rows), sep=" ", dtype=np_dtype)
+        if np.array_equal(got, want.reshape(-1)):
+            break
+        words = [repr(float(x)) for x in want.reshape(-1)]  # float64 digits: exact for any value
+    else:  # pragma: no cover - repr round-trips every float64
+        raise AssertionError("np.fromstring does not read the values back")
+    lines = [f'    "{r} "' for r in rows[:-1]] + [f'    "{rows[-1]}",', '    sep=" ",'] + kw
+    return "np.fromstring(\n" + "\n".join(lines) + f"\n).reshape({pyval(a.shape)})"
 
 
 def _nested(v, num=float) -> str:
@@ -470,6 +506,15 @@ def _shape_doc(g: Graph, n: str) -> str:
     return f"{n}: array of shape {pyval(shape)}" if shape else f"{n}: scalar"
 
 
+def _arg_note(m: ModuleInfo, n: str) -> str:
+    """An argument's doc (a front end's note, e.g. its ONNX name) after its shape."""
+    doc = m.docs.get(n)
+    if not doc:
+        return ""
+    # inside a docstring written as is: no quote or backslash may end or escape it
+    return "; " + _comment_text(doc).replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _shape_literal(shape) -> str:
     """A shape tuple for PARAMS/INPUTS: sizes, and symbolic dims as strings."""
     parts = [json.dumps(d) if isinstance(d, str) else str(d) for d in shape]
@@ -572,7 +617,7 @@ def generate(p: Program, opts: CodegenOptions | None = None) -> str:
     if m.classes:
         top.append(opts.target.labels_check or LABELS_CHECK)
 
-    arg_doc = ["", "Args:"] + [f"    {_shape_doc(g, a)}" for a in args]
+    arg_doc = ["", "Args:"] + [f"    {_shape_doc(g, a)}{_arg_note(m, a)}" for a in args]
     entry_casts = _entry_casts(g, opts.target) + _label_checks(g, m)
     bodies: list[list[str]] = []  # the big bodies, for the output check
     stubs = {}
@@ -945,12 +990,18 @@ TEMPLATES = templates("f64")
 def _init_function(g: Graph, m: ModuleInfo) -> str:
     uses_rng = False
     items = []
+    texts: list[str] = []
     for p in g.params:
         shape = pyval(tuple(g.shape(p)))
         dt = g.dtype(p)
         kw = ", dtype=np.float32" if dt == "f32" else ""
         if p in m.values:
-            items.append(f"{json.dumps(p)}: {_array_literal(m.values[p], dt)}")
+            v = m.values[p]
+            if v.size > TEXT_ARRAY_ELEMENTS and dt != "i64" and not np.all(v == v.flat[0]):
+                texts.append(_text_array(v, dt))  # laid out below, not by black (too slow)
+                items.append(f"{json.dumps(p)}: _bpc_text_{len(texts) - 1}")
+                continue
+            items.append(f"{json.dumps(p)}: {_array_literal(v, dt)}")
             continue
         init = m.inits[p]
         kind = init.kind
@@ -983,8 +1034,17 @@ def _init_function(g: Graph, m: ModuleInfo) -> str:
         "with a seed of its own always draws the same values).",
     ]
     body = ["rng = np.random.default_rng(seed)"] if uses_rng else []
-    body.append(_explode("return {", items, "}", indent=4) or "return {" + ", ".join(items) + "}")
-    return _function("init_params", [f"seed={int(m.seed)}"], doc, body)
+    if texts:  # black's layout of the dict around placeholders (a trailing comma: one item a line)
+        laid = _black("def _bpc_f():\n    return {" + ", ".join(items) + ",}\n").splitlines()[1:]
+        body.append("\n".join(ln[4:] for ln in laid))
+    else:
+        body.append(_explode("return {", items, "}", indent=4) or "return {" + ", ".join(items) + "}")
+    source = _function("init_params", [f"seed={int(m.seed)}"], doc, body)
+    for k, text in enumerate(texts):
+        key = f": _bpc_text_{k},\n"
+        assert source.count(key) == 1
+        source = source.replace(key, ": " + text.replace("\n", "\n        ") + ",\n")
+    return source
 
 
 def _inputs_function(g: Graph, m: ModuleInfo) -> str:

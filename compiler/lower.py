@@ -74,6 +74,31 @@ def module_name(spec: Spec, spec_path: str | None) -> str:
     return module_name_from_file(spec_path)
 
 
+LOSS_KINDS = ("sse", "mse", "softmax_cross_entropy", "bce")  # the mlp shorthand's losses (and --loss of ONNX)
+
+
+def loss_expression(kind: str, h: str, t: str, row: bool = True, labels: str = "index") -> str:
+    """The loss ``kind`` of prediction ``h`` against target ``t``, as expression text.
+
+    Row layout: ``t`` has ``h``'s shape, or for ``softmax_cross_entropy`` with
+    index labels, ``h``'s shape without the class axis (last). Column layout:
+    the class axis is the first.
+    """
+    if kind == "sse":
+        return f"sum(({h} - {t}) ** 2)"
+    if kind == "mse":
+        return f"mean(({h} - {t}) ** 2)"
+    if kind == "bce":
+        return f"bce_with_logits({h}, {t})"
+    if kind != "softmax_cross_entropy":
+        raise SpecError(f"unknown loss {kind!r} (expected {', '.join(LOSS_KINDS)})", "loss")
+    if row:
+        return f"softmax_cross_entropy({h}, {t})"
+    if labels == "index":
+        return f"softmax_cross_entropy({h}.T, {t})"
+    return f"softmax_cross_entropy({h}, {t}, axis=0)"
+
+
 def expand_mlp(m: MLP) -> tuple[list[TensorDecl], list[TensorDecl], list[tuple[str, str]], str]:
     """The mlp shorthand as ordinary inputs, params and expression nodes.
 
@@ -114,19 +139,7 @@ def expand_mlp(m: MLP) -> tuple[list[TensorDecl], list[TensorDecl], list[tuple[s
         if act != "linear":
             h = "prediction" if last else f"h{k}"
             nodes.append((f"{h} = {act}({z})", f"mlp (layer {k} activation)"))
-    t = m.target
-    if m.loss == "sse":
-        loss = f"sum(({h} - {t}) ** 2)"
-    elif m.loss == "mse":
-        loss = f"mean(({h} - {t}) ** 2)"
-    elif m.loss == "bce":
-        loss = f"bce_with_logits({h}, {t})"
-    elif row:
-        loss = f"softmax_cross_entropy({h}, {t})"
-    elif m.labels == "index":
-        loss = f"softmax_cross_entropy({h}.T, {t})"
-    else:
-        loss = f"softmax_cross_entropy({h}, {t}, axis=0)"
+    loss = loss_expression(m.loss, h, m.target, row, m.labels)
     nodes.append((f"loss = {loss}", "mlp (loss)"))
     return inputs, params, nodes, "loss"
 
@@ -265,7 +278,12 @@ def lower(
     for i in order:
         it = items[i]
         with g.context(source=it.where):
-            info.source_text[it.where] = shown_text.get(it.where) or (op_node_text(it.op) if it.op else it.text)
+            if it.where in shown_text:  # a front end's source line (Python)
+                info.source_text[it.where] = shown_text[it.where]
+            elif it.op is None:
+                info.source_text[it.where] = it.text
+            else:  # an op node's doc (an ONNX node's origin) follows its text in comments
+                info.source_text[it.where] = op_node_text(it.op) + (f"  # {it.op.doc}" if it.op.doc else "")
             if it.parsed is not None:
                 expr.lower(it.parsed, g, it.where)
             else:

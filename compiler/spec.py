@@ -344,16 +344,16 @@ MAX_SPEC_BYTES = 64 * 1024 * 1024
 _BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
 
 
-def read_text(file: str | Path, what: str = "spec") -> str:
-    """The text of a spec (or IR dump) file: a regular file of UTF-8 text.
+def read_bytes(file: str | Path, what: str = "spec", limit: int | None = None) -> bytes:
+    """The bytes of a regular file, at most ``limit`` (default MAX_SPEC_BYTES)
+    whatever the file system says.
 
     Only regular files are read (a device such as /dev/zero or a FIFO is an
-    error, never a hang), at most MAX_SPEC_BYTES, whatever the file system
-    says its size is. A UTF-8 byte order mark is skipped.
+    error, never a hang).
     """
+    limit = MAX_SPEC_BYTES if limit is None else limit
     name = os.fspath(file)
     shown = display(name)
-    limit = MAX_SPEC_BYTES
     try:
         st = os.stat(name)
         if stat.S_ISDIR(st.st_mode):
@@ -376,6 +376,16 @@ def read_text(file: str | Path, what: str = "spec") -> str:
         raise SpecError(f"cannot read {what}: {e.strerror or e}", shown) from None
     if len(data) > limit:
         raise SpecError(f"{what} larger than {limit // 2**20} MiB", shown)
+    return data
+
+
+def read_text(file: str | Path, what: str = "spec") -> str:
+    """The text of a spec (or IR dump) file: a regular file of UTF-8 text
+    (see :func:`read_bytes`), at most MAX_SPEC_BYTES. A UTF-8 byte order mark
+    is skipped.
+    """
+    shown = display(os.fspath(file))
+    data = read_bytes(file, what)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     for bom, enc in _BOMS.items():

@@ -103,7 +103,19 @@ def _import_text(imports) -> str:
     return "; ".join(f"import {m}" + (f" as {a}" if a else "") for m, a in imports)
 
 
+def _segment(lines: list[str], node: ast.stmt) -> str:
+    """The source of a top-level statement (``ast.get_source_segment`` splits
+    the whole source again on every call: seconds for a module of large literals)."""
+    first, last = node.lineno - 1, node.end_lineno - 1
+    if first == last:
+        return lines[first].encode()[node.col_offset : node.end_col_offset].decode()
+    head = lines[first].encode()[node.col_offset :].decode()
+    tail = lines[last].encode()[: node.end_col_offset].decode()
+    return "".join([head] + lines[first + 1 : last] + [tail])
+
+
 def _module(tree: ast.Module, source: str, fixed: dict[str, str], target) -> None:
+    lines = source.splitlines(keepends=True)
     body = tree.body
     if not body or not _is_docstring(body[0]):
         raise _Reject("the module must start with its docstring")
@@ -123,10 +135,10 @@ def _module(tree: ast.Module, source: str, fixed: dict[str, str], target) -> Non
             except ValueError:
                 raise _Reject(f"{_where(node)}: {names[0]} must be a literal") from None
         elif isinstance(node, ast.FunctionDef) and node.name in fixed:
-            if ast.get_source_segment(source, node) != fixed[node.name]:
+            if _segment(lines, node) != fixed[node.name]:
                 raise _Reject(f"{_where(node)}: {node.name} differs from its template")
         elif isinstance(node, ast.If) and "__main__" in fixed:
-            if ast.get_source_segment(source, node) != fixed["__main__"]:
+            if _segment(lines, node) != fixed["__main__"]:
                 raise _Reject(f"{_where(node)}: the __main__ block differs from its template")
         elif isinstance(node, ast.FunctionDef) and node.name in FUNCTIONS:
             _function(node, target)

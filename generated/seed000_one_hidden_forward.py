@@ -41,8 +41,8 @@ def forward(W0, W1, X, Y):
     Args:
         W0: array of shape (3, 4)
         W1: array of shape (4, 1)
-        X: array of shape (1, 3)
-        Y: array of shape (1, 1)
+        X: array of shape (1, 3); X, defined at examples/notebooks/seed000_one_hidden_forward.py:18:1
+        Y: array of shape (1, 1); Y, defined at examples/notebooks/seed000_one_hidden_forward.py:19:1
     """
     # Compute in float64, whatever arrays (ints, lists) come in.
     W0 = np.asarray(W0, dtype=np.float64)
@@ -63,8 +63,8 @@ def value_and_grad(W0, W1, X, Y):
     Args:
         W0: array of shape (3, 4)
         W1: array of shape (4, 1)
-        X: array of shape (1, 3)
-        Y: array of shape (1, 1)
+        X: array of shape (1, 3); X, defined at examples/notebooks/seed000_one_hidden_forward.py:18:1
+        Y: array of shape (1, 1); Y, defined at examples/notebooks/seed000_one_hidden_forward.py:19:1
     """
     # Compute in float64, whatever arrays (ints, lists) come in.
     W0 = np.asarray(W0, dtype=np.float64)

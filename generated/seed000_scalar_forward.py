@@ -43,9 +43,9 @@ def forward(wx, wy, wz, x, y, z):
         wx: array of shape (1, 1)
         wy: array of shape (1, 1)
         wz: array of shape (1, 1)
-        x: array of shape (1,)
-        y: array of shape (1,)
-        z: array of shape (1,)
+        x: array of shape (1,); x, defined at examples/notebooks/seed000_scalar_forward.py:11:1
+        y: array of shape (1,); y, defined at examples/notebooks/seed000_scalar_forward.py:12:1
+        z: array of shape (1,); z, defined at examples/notebooks/seed000_scalar_forward.py:13:1
     """
     # Compute in float64, whatever arrays (ints, lists) come in.
     wx = np.asarray(wx, dtype=np.float64)
@@ -67,9 +67,9 @@ def value_and_grad(wx, wy, wz, x, y, z):
         wx: array of shape (1, 1)
         wy: array of shape (1, 1)
         wz: array of shape (1, 1)
-        x: array of shape (1,)
-        y: array of shape (1,)
-        z: array of shape (1,)
+        x: array of shape (1,); x, defined at examples/notebooks/seed000_scalar_forward.py:11:1
+        y: array of shape (1,); y, defined at examples/notebooks/seed000_scalar_forward.py:12:1
+        z: array of shape (1,); z, defined at examples/notebooks/seed000_scalar_forward.py:13:1
     """
     # Compute in float64, whatever arrays (ints, lists) come in.
     wx = np.asarray(wx, dtype=np.float64)

@@ -37,8 +37,8 @@ def forward(W0, X, Y):
 
     Args:
         W0: array of shape (3, 1)
-        X: array of shape (1, 3)
-        Y: array of shape (1, 1)
+        X: array of shape (1, 3); X, defined at examples/notebooks/seed000_vector_forward.py:11:1
+        Y: array of shape (1, 1); Y, defined at examples/notebooks/seed000_vector_forward.py:12:1
     """
     # Compute in float64, whatever arrays (ints, lists) come in.
     W0 = np.asarray(W0, dtype=np.float64)
@@ -55,8 +55,8 @@ def value_and_grad(W0, X, Y):
 
     Args:
         W0: array of shape (3, 1)
-        X: array of shape (1, 3)
-        Y: array of shape (1, 1)
+        X: array of shape (1, 3); X, defined at examples/notebooks/seed000_vector_forward.py:11:1
+        Y: array of shape (1, 1); Y, defined at examples/notebooks/seed000_vector_forward.py:12:1
     """
     # Compute in float64, whatever arrays (ints, lists) come in.
     W0 = np.asarray(W0, dtype=np.float64)

@@ -362,19 +362,19 @@ def forward(
 
     Args:
         net_input: array of shape (1, 1)
-        all_weights_0: array of shape (6, 1)
-        all_weights_1: array of shape (6, 6)
-        all_weights_2: array of shape (6, 6)
-        all_weights_3: array of shape (6, 6)
-        all_weights_4: array of shape (6, 6)
-        all_weights_5: array of shape (1, 6)
-        all_biases_0: array of shape (6, 1)
-        all_biases_1: array of shape (6, 1)
-        all_biases_2: array of shape (6, 1)
-        all_biases_3: array of shape (6, 1)
-        all_biases_4: array of shape (6, 1)
-        all_biases_5: array of shape (1, 1)
-        y: array of shape (1, 1)
+        all_weights_0: array of shape (6, 1); all_weights[0]
+        all_weights_1: array of shape (6, 6); all_weights[1]
+        all_weights_2: array of shape (6, 6); all_weights[2]
+        all_weights_3: array of shape (6, 6); all_weights[3]
+        all_weights_4: array of shape (6, 6); all_weights[4]
+        all_weights_5: array of shape (1, 6); all_weights[5]
+        all_biases_0: array of shape (6, 1); all_biases[0]
+        all_biases_1: array of shape (6, 1); all_biases[1]
+        all_biases_2: array of shape (6, 1); all_biases[2]
+        all_biases_3: array of shape (6, 1); all_biases[3]
+        all_biases_4: array of shape (6, 1); all_biases[4]
+        all_biases_5: array of shape (1, 1); all_biases[5]
+        y: array of shape (1, 1); y, defined at examples/notebooks/seed001_relu_deep_column.py:79:1
     """
     # Compute in float64, whatever arrays (ints, lists) come in.
     net_input = np.asarray(net_input, dtype=np.float64)
@@ -426,19 +426,19 @@ def value_and_grad(
 
     Args:
         net_input: array of shape (1, 1)
-        all_weights_0: array of shape (6, 1)
-        all_weights_1: array of shape (6, 6)
-        all_weights_2: array of shape (6, 6)
-        all_weights_3: array of shape (6, 6)
-        all_weights_4: array of shape (6, 6)
-        all_weights_5: array of shape (1, 6)
-        all_biases_0: array of shape (6, 1)
-        all_biases_1: array of shape (6, 1)
-        all_biases_2: array of shape (6, 1)
-        all_biases_3: array of shape (6, 1)
-        all_biases_4: array of shape (6, 1)
-        all_biases_5: array of shape (1, 1)
-        y: array of shape (1, 1)
+        all_weights_0: array of shape (6, 1); all_weights[0]
+        all_weights_1: array of shape (6, 6); all_weights[1]
+        all_weights_2: array of shape (6, 6); all_weights[2]
+        all_weights_3: array of shape (6, 6); all_weights[3]
+        all_weights_4: array of shape (6, 6); all_weights[4]
+        all_weights_5: array of shape (1, 6); all_weights[5]
+        all_biases_0: array of shape (6, 1); all_biases[0]
+        all_biases_1: array of shape (6, 1); all_biases[1]
+        all_biases_2: array of shape (6, 1); all_biases[2]
+        all_biases_3: array of shape (6, 1); all_biases[3]
+        all_biases_4: array of shape (6, 1); all_biases[4]
+        all_biases_5: array of shape (1, 1); all_biases[5]
+        y: array of shape (1, 1); y, defined at examples/notebooks/seed001_relu_deep_column.py:79:1
     """
     # Compute in float64, whatever arrays (ints, lists) come in.
     net_input = np.asarray(net_input, dtype=np.float64)

@@ -441,8 +441,8 @@ def forward(W1, b1, W2, b2, W3, b3, x, y):
         b2: array of shape (10,)
         W3: array of shape (1, 10)
         b3: array of shape (1,)
-        x: array of shape (100, 2)
-        y: array of shape (100,)
+        x: array of shape (100, 2); x, defined at examples/notebooks/seed002_mlp_2_10_10_1.py:12:1
+        y: array of shape (100,); y, defined at examples/notebooks/seed002_mlp_2_10_10_1.py:13:1
     """
     # Compute in float64, whatever arrays (ints, lists) come in.
     W1 = np.asarray(W1, dtype=np.float64)
@@ -470,8 +470,8 @@ def value_and_grad(W1, b1, W2, b2, W3, b3, x, y):
         b2: array of shape (10,)
         W3: array of shape (1, 10)
         b3: array of shape (1,)
-        x: array of shape (100, 2)
-        y: array of shape (100,)
+        x: array of shape (100, 2); x, defined at examples/notebooks/seed002_mlp_2_10_10_1.py:12:1
+        y: array of shape (100,); y, defined at examples/notebooks/seed002_mlp_2_10_10_1.py:13:1
     """
     # Compute in float64, whatever arrays (ints, lists) come in.
     W1 = np.asarray(W1, dtype=np.float64)

@@ -39,9 +39,9 @@ def forward(x, W1, b1):
     """Return the loss.
 
     Args:
-        x: array of shape (2, 1)
-        W1: array of shape (1, 2)
-        b1: array of shape (1,)
+        x: array of shape (2, 1); params['x']
+        W1: array of shape (1, 2); params['W1']
+        b1: array of shape (1,); params['b1']
     """
     # Compute in float64, whatever arrays (ints, lists) come in.
     x = np.asarray(x, dtype=np.float64)
@@ -56,9 +56,9 @@ def value_and_grad(x, W1, b1):
     """Return (loss, grads): grads maps each name in WRT to d loss / d name.
 
     Args:
-        x: array of shape (2, 1)
-        W1: array of shape (1, 2)
-        b1: array of shape (1,)
+        x: array of shape (2, 1); params['x']
+        W1: array of shape (1, 2); params['W1']
+        b1: array of shape (1,); params['b1']
     """
     # Compute in float64, whatever arrays (ints, lists) come in.
     x = np.asarray(x, dtype=np.float64)

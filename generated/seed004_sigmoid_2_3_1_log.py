@@ -41,11 +41,11 @@ def forward(X0, W1, beta1, W2, beta2):
     """Return the loss.
 
     Args:
-        X0: array of shape (2, 1)
-        W1: array of shape (3, 2)
-        beta1: array of shape (3, 1)
-        W2: array of shape (1, 3)
-        beta2: array of shape (1, 1)
+        X0: array of shape (2, 1); X0, defined at examples/notebooks/seed004_sigmoid_2_3_1_log.py:44:1
+        W1: array of shape (3, 2); W1, defined at examples/notebooks/seed004_sigmoid_2_3_1_log.py:45:1
+        beta1: array of shape (3, 1); beta1, defined at examples/notebooks/seed004_sigmoid_2_3_1_log.py:46:1
+        W2: array of shape (1, 3); W2, defined at examples/notebooks/seed004_sigmoid_2_3_1_log.py:47:1
+        beta2: array of shape (1, 1); beta2, defined at examples/notebooks/seed004_sigmoid_2_3_1_log.py:48:1
     """
     # Compute in float64, whatever arrays (ints, lists) come in.
     X0 = np.asarray(X0, dtype=np.float64)
@@ -63,11 +63,11 @@ def value_and_grad(X0, W1, beta1, W2, beta2):
     """Return (loss, grads): grads maps each name in WRT to d loss / d name.
 
     Args:
-        X0: array of shape (2, 1)
-        W1: array of shape (3, 2)
-        beta1: array of shape (3, 1)
-        W2: array of shape (1, 3)
-        beta2: array of shape (1, 1)
+        X0: array of shape (2, 1); X0, defined at examples/notebooks/seed004_sigmoid_2_3_1_log.py:44:1
+        W1: array of shape (3, 2); W1, defined at examples/notebooks/seed004_sigmoid_2_3_1_log.py:45:1
+        beta1: array of shape (3, 1); beta1, defined at examples/notebooks/seed004_sigmoid_2_3_1_log.py:46:1
+        W2: array of shape (1, 3); W2, defined at examples/notebooks/seed004_sigmoid_2_3_1_log.py:47:1
+        beta2: array of shape (1, 1); beta2, defined at examples/notebooks/seed004_sigmoid_2_3_1_log.py:48:1
     """
     # Compute in float64, whatever arrays (ints, lists) come in.
     X0 = np.asarray(X0, dtype=np.float64)

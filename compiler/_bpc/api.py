@@ -107,7 +107,8 @@ class Program:
 
 
 def compile(spec: Any, options: CompileOptions | None = None, **kw: Any) -> Program:
-    """Compile ``spec`` (a dict, JSON text, a path to a spec or an IR dump).
+    """Compile ``spec`` (a dict, JSON text, a path to a spec, an IR dump, a
+    Python file or an ONNX model, or an ``onnx.ModelProto``).
 
     Options come as one ``CompileOptions`` or as its fields by keyword:
     ``dtype="float32"``, ``passes=set()`` (no optimisation), ``comments=False``,
@@ -124,7 +125,17 @@ def compile(spec: Any, options: CompileOptions | None = None, **kw: Any) -> Prog
         return Program(compile_file(spec, options=options))
     if spec is not None and spec.__class__.__name__ == "Spec":
         return Program(compile_spec(spec, options=options))
-    raise SpecError(f"cannot compile a {type(spec).__name__}: give a dict, JSON text or a path", "spec")
+    if type(spec).__name__ == "ModelProto" and type(spec).__module__.startswith("onnx"):
+        from .compiler.frontends.onnx_model import source_from_model
+
+        src = source_from_model(spec, options)
+        # the front end has used loss and wrt (wrt may hold the model's own names)
+        return Program(
+            compile_spec(src.spec, spec_path=src.path, spec_text=src.text, options=options.but(loss=None, wrt=None))
+        )
+    raise SpecError(
+        f"cannot compile a {type(spec).__name__}: give a dict, JSON text, a path or an onnx.ModelProto", "spec"
+    )
 
 
 def check(

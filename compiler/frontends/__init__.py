@@ -29,7 +29,7 @@ from typing import Any
 from ..errors import SpecError
 
 # suffix -> "module:function", imported on first use
-FRONTENDS: dict[str, str] = {".py": ".python:load"}
+FRONTENDS: dict[str, str] = {".py": ".python:load", ".onnx": ".onnx_model:load"}
 
 
 @dataclass(frozen=True)

@@ -319,25 +319,28 @@ class PythonFrontend:
             raise self.err(f"shape {shape} is not a usable size", ann)
         return shape
 
-    def bind_arg(self, name: str, value: Any, where: ast.AST) -> Any:
-        """An argument's value: arrays become params (lists/dicts: one per element)."""
+    def bind_arg(self, name: str, value: Any, where: ast.AST, label: str | None = None) -> Any:
+        """An argument's value: arrays become params (lists/dicts: one per element,
+        documented as the element they are: ``all_weights[1]``, ``params['W1']``)."""
         if isinstance(value, Leaf):
             value = value.value
         if isinstance(value, np.ndarray):
-            return self.new_param(name, value.shape, value, self.at(where))
+            return self.new_param(name, value.shape, value, self.at(where), label)
         if isinstance(value, (list, tuple)):
-            out = [self.bind_arg(f"{name}_{i}", v, where) if v is not None else None for i, v in enumerate(value)]
+            out = [self.bind_arg(f"{name}_{i}", v, where, f"{label or name}[{i}]") if v is not None else None
+                   for i, v in enumerate(value)]
             return out if isinstance(value, list) else tuple(out)
         if isinstance(value, dict):
-            return {k: self.bind_arg(k if isinstance(k, str) else f"{name}_{k}", v, where) for k, v in value.items()}
+            return {k: self.bind_arg(k if isinstance(k, str) else f"{name}_{k}", v, where, f"{label or name}[{k!r}]")
+                    for k, v in value.items()}
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value  # a number: a compile-time constant
         raise self.err(f"argument '{name}' must be an array, a number, or a list/dict of arrays", where)
 
-    def new_param(self, name: str, shape: tuple, value: np.ndarray | None, where: str) -> Tensor:
-        return self.declare("param", name, shape, value, where)
+    def new_param(self, name: str, shape: tuple, value: np.ndarray | None, where: str, label=None) -> Tensor:
+        return self.declare("param", name, shape, value, where, label)
 
-    def declare(self, role: str, name: str, shape: tuple, value, where: str) -> Tensor:
+    def declare(self, role: str, name: str, shape: tuple, value, where: str, label: str | None = None) -> Tensor:
         spec_name = self.fresh(name)
         shape = tuple(int(d) if not isinstance(d, str) else d for d in shape)
         decl: dict[str, Any] = {"name": spec_name, "shape": list(shape)}
@@ -346,7 +349,10 @@ class PythonFrontend:
             if not np.all(np.isfinite(v)):
                 raise PyError(f"'{name}' has a value that is not finite", where)
             decl["value"] = v.reshape(-1).tolist() if v.ndim else float(v)
-        decl["doc"] = f"{name} at {where}" if spec_name != name else f"from {where}"
+        if label is not None:  # an element of a list or dict argument
+            decl["doc"] = label
+        elif role == "input" or self.leaf_role == "param":  # a module-level array
+            decl["doc"] = f"{name}, defined at {where}"
         self.decls[spec_name] = decl
         (self.param_order if role == "param" else self.input_order).append(spec_name)
         self.scratch.add(role, [], {"shape": shape}, name=spec_name, named=True)
@@ -658,6 +664,8 @@ class PythonFrontend:
             return Leaf(name, value, self.at(stmt), self.leaf_seq)
         if isinstance(value, Tensor) and value.name is None:
             return self.materialize(name, value, stmt)
+        if self.symbolic and not module and isinstance(value, Leaf) and name in self.want and name not in self.used:
+            value = self.tensor(value, stmt)  # v = x (a module-level array), v asked for by --wrt
         if isinstance(value, Tensor) and name in self.want and name not in self.used:
             return self.materialize(name, value, stmt)  # an alias asked for by --wrt: its own value
         if isinstance(value, Tensor) and value.name in self.weak and self.nodes[-1].startswith(f"{value.name} = "):
