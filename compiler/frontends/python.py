@@ -1454,10 +1454,6 @@ class _Subst(ast.NodeTransformer):
         return self.mapping.get(node.id, node)
 
 
-def _strip_column(message: str) -> str:
-    return message
-
-
 def _kind(v: Any) -> str:
     if isinstance(v, Tensor):
         return f"an array of shape {list(v.shape)}"
@@ -1472,10 +1468,6 @@ def _kind(v: Any) -> str:
 
 def _is_array(v: Any) -> bool:
     return isinstance(v, (Tensor, np.ndarray, Leaf))
-
-
-def _concrete(v: Any) -> bool:
-    return not isinstance(v, Tensor)
 
 
 def _arr(v: Any) -> Any:
