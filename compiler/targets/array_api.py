@@ -14,7 +14,9 @@ the portable form is (``docs/array-api.md`` lists them):
   the float dtype first (the standard leaves mixed-kind promotion undefined);
 - Python numbers passed to a function (not an operator): ``asarray`` first;
 - ``where`` on a float or int condition: ``c != 0`` first;
-- ``transpose`` of other than 2-D: ``permute_dims``; slices name every axis.
+- ``transpose`` of other than 2-D: ``permute_dims``; slices name every axis;
+- ``erf`` (no polyval in the standard): each polynomial of the NumPy target's
+  form summed term by term, ``sum(c * expand_dims(y, -1) ** arange(n), axis=-1)``.
 
 New arrays are made on the device of the arguments (``device=dev``, with
 ``dev = array_api_compat.device(<first argument>)``, emitted only when used).
@@ -172,6 +174,25 @@ def _condition(e: EmitArgs) -> E:
     return XP.asarray(c, device=DEV) if e.pynum[0] else c
 
 
+def _poly(coeffs: tuple, y: E, e: EmitArgs) -> E:
+    """sum_k c_k y**k with ``y`` written once (the standard has no polyval):
+    ``sum(c * expand_dims(y, -1) ** arange(n), axis=-1)``; ``coeffs`` highest first."""
+    ft = _xp_dtype(_float(e))
+    c = XP.asarray(seq([float(v) for v in reversed(coeffs)]), dtype=ft, device=DEV)
+    k = XP.arange(len(coeffs), dtype=ft, device=DEV)
+    return XP.sum(c * XP.expand_dims(y, axis=-1) ** k, axis=-1)
+
+
+def _erf(e: EmitArgs) -> E:
+    """The NumPy target's erf (series below |x| = 2, fitted tail beyond), each
+    polynomial summed term by term (``_poly``)."""
+    x = e[0]
+    z = XP.minimum(XP.maximum(XP.abs(x), 2.0), 30.0)
+    small = x * _poly(_np.ERF_SERIES, XP.minimum(XP.abs(x), 2.0) ** 2, e)
+    tail = XP.sign(x) * (1.0 - XP.exp(-(z**2)) / z * _poly(_np.ERF_TAIL, 1.0 / z**2, e))
+    return XP.where(XP.abs(x) < 2.0, small, tail)
+
+
 def _one_hot(e: EmitArgs) -> E:
     labels = XP.expand_dims(XP.astype(e[0], XP.int64), axis=-1)
     hits = labels.cmp("==", XP.arange(e.attrs["num_classes"], device=DEV))
@@ -234,6 +255,7 @@ _EMIT: dict[str, Callable[[EmitArgs], E]] = {
     ),
     "softplus": lambda e: XP.logaddexp(0.0, e[0]),
     "one_hot": _one_hot,
+    "erf": _erf,
 }
 
 # Spellings by operators (and .T): Python numbers are fine operands there.
@@ -284,7 +306,7 @@ def _rule(op: str, fn: Callable[[EmitArgs], E]) -> Callable[[EmitArgs], E]:
 
 EMIT = {op: _rule(op, fn) for op, fn in _EMIT.items()}
 
-REUSES_OPERANDS = frozenset({"leaky_relu", "elu", "pad"})
+REUSES_OPERANDS = frozenset({"leaky_relu", "elu", "pad", "erf"})
 
 XP_NAMES = frozenset(
     {
