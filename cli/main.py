@@ -188,6 +188,11 @@ def fail(e: BpcError) -> None:
     raise typer.Exit(2)
 
 
+class ExplainMode(str, Enum):
+    grad = "grad"
+    jvp = "jvp"
+
+
 class DType(str, Enum):
     float64 = "float64"
     float32 = "float32"
@@ -603,6 +608,7 @@ def explain(
     loss: Optional[str] = typer.Option(None, "--loss", help=LOSS_HELP),
     fn: Optional[str] = typer.Option(None, "--fn", help=FN_HELP),
     shape: Optional[list[str]] = typer.Option(None, "--shape", help=SHAPE_HELP),
+    mode: ExplainMode = typer.Option(ExplainMode.grad, "--mode", help="grad: reverse mode, path by path; jvp: forward mode, the tangent carried to the loss"),
 ) -> None:
     """Print the chain rule from the loss down to a value, step by step.
 
@@ -636,6 +642,15 @@ def explain(
             if loss is not None:
                 spec_obj = spec_obj.model_copy(update={"loss": loss})
         spec_obj = spec_obj.model_copy(update={"wrt": [wrt], **({"name": name} if name is not None else {})})
+        if mode is ExplainMode.jvp:
+            from ..compiler.codegen import tangent_lines
+            from ..compiler.explain import jvp_text
+
+            options = CompileOptions(functions=("forward", "jvp"))
+            c = compile_spec(spec_obj, spec_path=shown, spec_text=text, node_sources=sources, options=options)
+            loss_name = c.forward.graph.names()[c.forward.graph.loss]
+            typer.echo(jvp_text(loss_name, wrt, tangent_lines(c.optimized, wrt)), nl=False)
+            return
         c = compile_spec(spec_obj, spec_path=shown, spec_text=text, node_sources=sources)
         e = explain_chain(c.forward, wrt)
         e.generated = generated_lines(c.optimized, wrt)

@@ -406,6 +406,22 @@ def generated_lines(p: Program, wrt: str, opts: CodegenOptions | None = None) ->
     return body + [f"grad_{wrt} = {names[g.grads[wrt]]}"]
 
 
+def tangent_lines(p: Program, wrt: str, opts: CodegenOptions | None = None) -> list[str]:
+    """The forward-mode statements of jvp that carry the tangent of ``wrt`` to the loss
+    (``p`` compiled with jvp and ``wrt`` as its only WRT name)."""
+    opts = opts or CodegenOptions(free_threshold=None)
+    g = p.graph
+    names = g.names()
+    d_loss = g.results["d_loss"]
+    em = _Emitter(g, [g.loss, d_loss], opts, names, p.info)
+    seed = names[g.extra_inputs[f"tangents.{wrt}"]]
+    # the whole body: forward values (some shared with the tangents), then the tangents
+    lines = [ln for ln in em.body() if ln and not ln.startswith(f"{seed} = ")]
+    return [f"{seed} = tangents[{wrt!r}]  # the direction: any array of {wrt}'s shape"] + lines + [
+        f"d_loss = {names[d_loss]}"
+    ]
+
+
 # ------------------------------------------------------------------ formatting
 
 # Characters of lines we know black leaves alone (no quotes, no **, no slices).

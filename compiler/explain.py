@@ -498,3 +498,31 @@ def _differentiate(g: Graph, u: str, v: str, inner: set[str], cur: str, names, p
                 at = ""
         rules.append(f"{opdef.name}{at}: {opdef.derivative}")
     return (ct[u].name if u in ct else None), rules
+
+
+def jvp_text(loss: str, wrt: str, lines: list[str]) -> str:
+    """``bpc explain --mode jvp``: forward mode, the tangent of ``wrt`` carried to the loss."""
+    out = [
+        f"d {loss} along a direction t_{wrt}, by forward mode (jvp): one pass from {wrt} to {loss},",
+        "in the order the values are computed, beside them.",
+        "",
+        f"t_<name> is the derivative of <name> along the direction; each statement's tangent is",
+        "its ops' forward-mode rules applied to its operands' tangents (the comments list them).",
+        f"Forward mode gives one number per direction, d_loss = <grad_{wrt}, t_{wrt}>; reverse mode",
+        f"(bpc explain without --mode) gives all of grad_{wrt} in one pass. `hvp` is this pass run",
+        "over the gradient computation (forward over reverse).",
+        "",
+        "The generated code (bpc compile --emit jvp): the forward values, then the tangents:",
+    ]
+    shown = lines
+    if len(shown) > MAX_GENERATED_LINES:
+        head, tail = MAX_GENERATED_LINES * 3 // 4, MAX_GENERATED_LINES // 4
+        note = f"# ... {len(shown) - head - tail} lines not shown (bpc compile writes them all)"
+        shown = shown[:head] + [note] + shown[-tail:]
+    out += [f"  {ln}" for ln in shown]
+    out += [
+        "",
+        f"Check: d_loss equals np.sum(grad_{wrt} * t_{wrt}) for every direction (the dot-product",
+        "test that bpc check --order 2 and the module's self-check run).",
+    ]
+    return "\n".join(out) + "\n"

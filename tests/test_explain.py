@@ -222,3 +222,33 @@ def test_explanations_of_random_networks_run_and_agree(seed):
         with np.errstate(all="ignore"):
             printed = _evaluate_printed_steps(explain(c.forward, wrt).text(), env)
         np.testing.assert_allclose(printed, grads[wrt], rtol=1e-8, atol=1e-10, equal_nan=True, err_msg=wrt)
+
+
+@pytest.mark.parametrize("spec, wrt", [("sigmoid_2_3_1", "W1"), ("one_hidden", "W0"), ("mlp_2_10_10_1", "w2")])
+def test_explain_jvp_lines_run_and_give_the_directional_derivative(spec, wrt):
+    """bpc explain --mode jvp prints forward-mode lines that run on the forward
+    values and give d_loss = <grad, t> (checked against value_and_grad)."""
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from bpc.cli.main import app
+    from bpc.compiler.options import CompileOptions
+    from bpc.compiler.pipeline import compile_file
+    from bpc.runtime import interpreter
+    from bpc.runtime.check import example_arrays
+    from bpc.runtime.loader import load_source
+
+    r = CliRunner().invoke(app, ["explain", f"examples/{spec}.json", "--wrt", wrt, "--mode", "jvp"])
+    assert r.exit_code == 0, r.output
+    code = [ln.strip() for ln in r.output.split("then the tangents:")[1].split("\nCheck:")[0].splitlines()]
+    code = [ln for ln in code if ln and not ln.startswith("#")]
+    assert code[0].startswith(f"t_{wrt} = tangents[") and code[-1].startswith("d_loss = ")
+    assert any(ln.startswith("t_") for ln in code[1:-1])
+    c = compile_file(f"examples/{spec}.json", options=CompileOptions(wrt=(wrt,)))
+    m = load_source(c.source, f"{spec}_jvp_explain")
+    arrays = example_arrays(m, seed=1)
+    t = np.random.default_rng(0).standard_normal(np.shape(arrays[wrt]))
+    scope = {"np": np, **arrays, "tangents": {wrt: t}}
+    exec("\n".join(code), scope)  # noqa: S102 - bpc's own printed lines
+    _, grads = m.value_and_grad(**arrays)
+    np.testing.assert_allclose(np.sum(scope["d_loss"]), np.sum(grads[wrt] * t), rtol=1e-10, atol=1e-12)
