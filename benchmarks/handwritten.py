@@ -67,12 +67,13 @@ def mlp_value_and_grad(params, x, y, depth, act="sigmoid", loss="mse", layout="r
     for k in range(depth, 0, -1):
         h_prev = hs[k - 1]
         w = params[f"w{k}"]
+        # (at batch 1 the bias gradient is d itself: no reduction to pay for)
         if row:
             grads[f"w{k}"] = h_prev.T @ d
-            grads[f"b{k}"] = d.sum(axis=0)
+            grads[f"b{k}"] = d.sum(axis=0) if d.shape[0] > 1 else d[0]
         else:
             grads[f"w{k}"] = d @ h_prev.T
-            grads[f"b{k}"] = d.sum(axis=1, keepdims=True)
+            grads[f"b{k}"] = d.sum(axis=1, keepdims=True) if d.shape[1] > 1 else d
         if k > 1:
             dh = d @ w.T if row else w.T @ d
             d = dh * df(hs[k - 1], zs[k - 2])

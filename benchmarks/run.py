@@ -242,10 +242,13 @@ def run_workload(w: Workload, rounds: int, budget: float, with_peers: bool = Fal
     jvp_ratio = statistics.median(a / b for a, b in zip(t["bpc jvp"], t["bpc fwd"]))
     mem_bpc = peak_bytes(fns["bpc"])
     mem_hand = peak_bytes(fns["hand"])
+    # The work actually done: every layer's product forward and its weight
+    # gradient backward; the input gradient of every layer but the first (the
+    # gradient with respect to the data is never computed).
     flops = 0
     for k in range(w.depth):
-        flops += 2 * w.batch * w.sizes[k] * w.sizes[k + 1]
-    flops *= 3  # forward, and two products per layer backward
+        products = 3 if k > 0 else 2
+        flops += products * 2 * w.batch * w.sizes[k] * w.sizes[k + 1]
     ref = 2 * 1024**3
     share = statistics.median((flops / a) / (ref / m) for a, m in zip(t["bpc"], t["matmul 1024"]))
     return {
