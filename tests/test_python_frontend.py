@@ -219,6 +219,30 @@ def test_cli_error_is_one_line_exit_2(tmp_path):
 def test_several_functions_need_fn(tmp_path):
     with pytest.raises(BpcError, match="no top-level function 'g'"):
         compile_src(tmp_path, "def f(x):\n    return x\n", fn="g")
+    two = "import numpy as np\nW = np.ones((2, 2))\ndef f(W):\n    return np.sum(W)\ndef g(W):\n    return np.sum(W)\n"
+    with pytest.raises(BpcError, match=r"name the function to compile with --fn \(top-level functions: f, g\)"):
+        compile_src(tmp_path, two)
+    c = compile_src(tmp_path, two.split("def g")[0])  # one function: it is the one
+    assert "def value_and_grad(W)" in c.source
+
+
+def test_comparisons_and_boolean_operators_evaluate_as_python_does(tmp_path):
+    """Each operand of a chained comparison runs once; and/or stop at the operand
+    that decides and give it as the value (checked against running the source)."""
+    src = """
+        import numpy as np
+        W = np.ones((2, 2))
+        def f(W):
+            seen = []
+            if 0 < len(seen.append(1) or seen) < 5:
+                seen.append(2)
+            k = (len(seen) > 9 and seen.append(3)) or 0 or len(seen)
+            none_or_list = None or seen
+            return np.sum(W) * (k + len(none_or_list) + len(seen))
+        """
+    c, m = check_src(tmp_path, src, fn="f")
+    loss = float(np.sum(m.value_and_grad(W=np.ones((2, 2)))[0]))
+    assert np.isclose(loss, numpy_reference(src, "f", {"W": np.ones((2, 2))}))
 
 
 def test_shape_flag_and_defaults(tmp_path):

@@ -224,20 +224,20 @@ class PythonFrontend:
         if fn is None and loss is not None and loss not in funcs and loss in self.env:
             return self.script(options)
         if fn is None:
-            if not funcs:
-                raise PyError("no function to compile: define one, or name the loss variable with --loss", self.path)
-            fn = list(funcs)[-1] if loss is None or loss not in funcs or len(funcs) == 1 else None
-            if fn is None:
-                cands = [f for f in funcs if f != loss]
-                fn = cands[-1]
+            cands = [f for f in funcs if f != loss]
+            if len(cands) != 1:
+                known = ", ".join(cands) or "none"
+                raise PyError(f"name the function to compile with --fn (top-level functions: {known}), or the "
+                              "loss variable of module-level code with --loss", self.path)
+            fn = cands[0]
         if fn not in funcs:
             known = ", ".join(funcs) or "none"
             raise PyError(f"no top-level function '{fn}' (functions: {known})", "--fn")
-        return self.function(funcs[fn], funcs, options)
+        return self.function(funcs[fn], options)
 
     # -------------------------------------------------------------- function mode
 
-    def function(self, f: ast.FunctionDef, funcs, options) -> Source:
+    def function(self, f: ast.FunctionDef, options) -> Source:
         shapes = dict(options.shapes)
         self.symbolic, self.leaf_role = True, "input"
         a = f.args
@@ -737,11 +737,14 @@ class PythonFrontend:
         if isinstance(node, ast.Compare):
             return self.compare(node, env)
         if isinstance(node, ast.BoolOp):
-            vals = [self.eval(v, env) for v in node.values]
-            if any(_is_array(v) for v in vals):
-                raise self.err("'and'/'or' on arrays is not supported", node)
-            truths = [_truth(v, self, node) for v in vals]
-            return all(truths) if isinstance(node.op, ast.And) else any(truths)
+            # as Python: left to right, stopping at the first operand that decides, which is the value
+            for v_node in node.values:
+                v = self.eval(v_node, env)
+                if _is_array(v):
+                    raise self.err("'and'/'or' on arrays is not supported", v_node)
+                if _truth(v, self, v_node) != isinstance(node.op, ast.And):
+                    return v
+            return v
         if isinstance(node, ast.IfExp):
             test = self.eval(node.test, env)
             if _is_array(test):
@@ -918,12 +921,10 @@ class PythonFrontend:
         return trees, ts
 
     def compare(self, node: ast.Compare, env: dict) -> Any:
-        left = self.eval(node.left, env)
-        if len(node.ops) != 1:
-            vals = [left] + [self.eval(c, env) for c in node.comparators]
-            if any(_is_array(v) for v in vals):
-                raise self.err("chained comparisons of arrays are not supported", node)
-        right = self.eval(node.comparators[0], env)
+        vals = [self.eval(node.left, env)] + [self.eval(c, env) for c in node.comparators]  # each once
+        if len(node.ops) != 1 and any(_is_array(v) for v in vals):
+            raise self.err("chained comparisons of arrays are not supported", node)
+        left, right = vals[0], vals[1]
         op = node.ops[0]
         if _is_array(left) or _is_array(right):
             if not (self.sym(left) or self.sym(right)):
@@ -937,9 +938,6 @@ class PythonFrontend:
             a, ta = self.operand(left, 0, node)
             b, tb = self.operand(right, len(ta), node)
             return self.op_tree(ast.Compare(left=a, ops=[op], comparators=[b]), ta + tb, node)
-        vals = [left] + [self.eval(c, env) for c in node.comparators[1:]] if len(node.ops) > 1 else [left, right]
-        if len(node.ops) == 1:
-            vals = [left, right]
         for (x, y), o in zip(zip(vals, vals[1:]), node.ops):
             if not _python_compare(o, x, y, self, node):
                 return False
