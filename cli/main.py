@@ -215,6 +215,7 @@ class Namespace(str, Enum):
     torch = "torch"
 
 
+O3_HELP = "also compute intermediates into buffers reused across calls, and give value_and_grad an out= argument for the gradients (numpy target; docs/performance.md)"
 NAMESPACE_HELP = "also run the array-API module on the arrays of this namespace (numpy, array_api_strict or torch) and compare with NumPy (implies --target array-api)"
 
 
@@ -227,12 +228,16 @@ def _compile(
     emit: str | None = None,
     source: "SourceFlags | None" = None,
     target: str = "numpy",
+    O3: bool = False,
 ) -> Compiled:
     src = source or SourceFlags()
+    if O0 and O3:
+        fail(BpcError("give -O0 or -O3, not both", "-O3"))
     try:
         options = CompileOptions(
             dtype=dtype,
             passes=frozenset() if O0 else None,
+            opt_level=0 if O0 else 3 if O3 else 2,
             comments=comments,
             name=name,
             functions=emit,
@@ -456,6 +461,7 @@ def compile(
     out: Path = typer.Option(Path("generated"), "-o", "--out", help="output directory"),
     check: bool = typer.Option(False, "--check", help="also check gradients by finite differences"),
     O0: bool = typer.Option(False, "-O0", help="turn all optimization passes off"),
+    O3: bool = typer.Option(False, "-O3", help=O3_HELP),
     no_comments: bool = typer.Option(False, "--no-comments", help="terse code without comments"),
     name: Optional[str] = typer.Option(None, "--name", help=NAME_HELP + "; one spec only"),
     dtype: DType = typer.Option(DType.float64, "--dtype", help=DTYPE_HELP),
@@ -474,7 +480,7 @@ def compile(
     if name is not None and len(specs) != 1:
         fail(BpcError("--name needs exactly one spec", "--name"))
     source = SourceFlags(fn, wrt, loss, shape)
-    compiled = [_compile(s, O0, not no_comments, name, dtype.value, emit, source, target.value) for s in specs]
+    compiled = [_compile(s, O0, not no_comments, name, dtype.value, emit, source, target.value, O3) for s in specs]
     names = [c.name for c in compiled]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -503,6 +509,7 @@ def check(
     ),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     O0: bool = typer.Option(False, "-O0", help="check the unoptimized code"),
+    O3: bool = typer.Option(False, "-O3", help="check the -O3 code (buffers reused across calls)"),
     dim: Optional[list[str]] = typer.Option(None, "--dim", help="size of a symbolic dim, e.g. batch=64"),
     samples: Optional[int] = typer.Option(
         None,
@@ -535,7 +542,7 @@ def check(
     dims = _parse_dims(dim)
     ns = namespace.value if namespace else None
     target = "array-api" if ns else "numpy"
-    c = _compile(spec, O0, name=name, dtype=dtype.value, emit=emit, source=SourceFlags(fn, wrt, loss, shape), target=target)
+    c = _compile(spec, O0, name=name, dtype=dtype.value, emit=emit, source=SourceFlags(fn, wrt, loss, shape), target=target, O3=O3)
     try:
         passed = _check(c, seed, as_json, dims, samples, order, ns)
     except BpcError as e:

@@ -42,7 +42,7 @@ from .program import Entry, ModuleInfo, Program
 from .ops.registry import get_op, is_float, is_static, pyval, sum_to_axes
 from .targets import NUMPY, Target
 from .targets.numpy import FLOAT_TYPES
-from .targets.pyexpr import E, assign, augassign
+from .targets.pyexpr import NP, E, assign, augassign
 from .verify import verify_module, verify_statements
 
 SOURCES = ("input", "param")
@@ -59,6 +59,7 @@ class CodegenOptions:
     free_threshold: int | None = 64  # elements; None: never emit del
     inplace_accumulate: bool = True
     target: Target = NUMPY
+    workspace: bool = False  # -O3: buffers reused across calls, value_and_grad(..., out=)
 
 
 # ------------------------------------------------------------------ text helpers
@@ -302,12 +303,13 @@ class _Emitter:
                 terms = self._terms(n)
                 if len(terms) >= 3 and all(g.shape(t) == d["shape"] for t in terms):
                     reads: set[str] = set()
-                    first = self.expr(terms[0], reads) + self.expr(terms[1], reads)
+                    first = self.into(n, self.expr(terms[0], reads) + self.expr(terms[1], reads))
                     out.append(Stmt(n, assign(self.names[n], first), reads, d["phase"], d["source"]))
                     for t in terms[2:]:
                         r: set[str] = set()
                         text = augassign(self.names[n], "+", self.expr(t, r))
                         out.append(Stmt(n, text, r, d["phase"], d["source"]))
+                    out += self.after(n, d)
                     continue
             reads = set()
             e = self.rhs(n, reads)
@@ -320,9 +322,24 @@ class _Emitter:
             elif self.python_number(n):
                 self.int_numbers.add(n)
             self.assigned.add(n)
-            text = assign(self.names[n], e)
+            e = self.into(n, e)
+            text = assign(self.names[n], e) if self.bound(n) else ast.unparse(ast.Expr(e.node))
             out.append(Stmt(n, text, reads, d["phase"], d["source"]))
+            out += self.after(n, d)
         return out
+
+    def into(self, n: str, e: E) -> E:
+        """``n``'s value as its statement computes it (-O3: into a buffer)."""
+        return e
+
+    def bound(self, n: str) -> bool:
+        """Whether ``n``'s statement binds its name (-O3: not when it only
+        writes a gradient into ``out`` that nothing reads after)."""
+        return True
+
+    def after(self, n: str, d: dict) -> list[Stmt]:
+        """Statements right after ``n``'s (-O3: copies into the caller's arrays)."""
+        return []
 
     def _freeable(self, n: str) -> bool:
         g = self.g
@@ -368,6 +385,171 @@ class _Emitter:
             if i in frees:
                 dead = sorted(frees[i], key=lambda v: g.data(v)["seq"])
                 lines.append("del " + ", ".join(self.names[v] for v in dead))
+        return lines
+
+
+class _BufferedEmitter(_Emitter):
+    """-O3 (``compiler/workspace.py``): the same statements, computed with
+    ``out=`` into workspace buffers, and gradients into ``out[name]``."""
+
+    def __init__(self, g: Graph, roots: list[str], opts: CodegenOptions, names: dict[str, str], info: ModuleInfo, out_keys=None):
+        from .workspace import buffer_candidates
+
+        self.out_keys: dict[str, str] = dict(out_keys or {})  # gradient node -> key of out
+        self.candidates: set[str] = set()
+        super().__init__(g, roots, opts, names, info)
+        self.candidates = buffer_candidates(self)
+        self._sink()
+        self.slot_of: dict[str, int] = {}
+        self.slots: list[tuple] = []  # the shape of each workspace array
+        self.in_place: dict[str, str] = {}  # value -> the dying operand whose buffer it takes
+        self.written: set[str] = set()  # out keys written
+        self._plan()
+
+    def _inlinable(self, n: str) -> bool:
+        if n in self.candidates or n in self.out_keys:
+            return False
+        return super()._inlinable(n)
+
+    def _sink(self) -> None:
+        """Move each buffered value the default level would inline (one use, no
+        name of its own) to just before its user, as the inlined expression was:
+        its buffer then lives for one statement, not from where its operands
+        are ready (``1 - h * h`` of a tanh would otherwise wait the whole
+        forward pass in its own array)."""
+        g = self.g
+        late = {n for n in self.candidates if _Emitter._inlinable(self, n) and n not in self.forced}
+        if not late:
+            return
+        placed: set[str] = set()
+        order: list[str] = []
+
+        def place(n: str) -> None:
+            for a in g.args(n):
+                if a in late and a not in placed:
+                    place(a)
+            placed.add(n)
+            order.append(n)
+
+        for n in self.order:
+            if n not in late and n not in placed:
+                place(n)
+        order += [n for n in self.order if n not in placed]
+        self.order = order
+
+    def _reads(self, n: str) -> set[str]:
+        out: set[str] = set()
+        for a in self.g.args(n):
+            if self.g.op(a) in SOURCES or not self.inlined(a):
+                out.add(a)
+            else:
+                out |= self._reads(a)
+        return out
+
+    def _plan(self) -> None:
+        """Give each buffered value a workspace array: a linear scan over the
+        statements, freeing a buffer after the last read of its value and of
+        every view of it."""
+        from .workspace import ELEMENTWISE
+
+        g = self.g
+        stmts = [n for n in self.order if not self.inlined(n)]
+        pos = {n: i for i, n in enumerate(stmts)}
+        reads = {n: self._reads(n) for n in stmts}
+        last: dict[str, int] = {}
+        for n in stmts:
+            for r in reads[n]:
+                last[r] = pos[n]
+        alias: dict[str, set[str]] = {}  # a statement's value -> buffered values it may view
+        for n in stmts:
+            if g.op(n) in VIEW_OPS | BROADCASTS:
+                bases: set[str] = set()
+                for r in reads[n]:
+                    bases |= alias.get(r, set()) | ({r} if r in self.candidates else set())
+                alias[n] = bases
+        end = {b: last.get(b, pos[b]) for b in self.candidates}
+        for v, bases in alias.items():
+            for b in bases:
+                end[b] = max(end[b], last.get(v, pos[v]))
+        dying: dict[int, list[str]] = {}
+        for b in sorted(self.candidates, key=lambda b: g.data(b)["seq"]):
+            dying.setdefault(end[b], []).append(b)
+        free: dict[tuple, list[int]] = {}
+        for i, n in enumerate(stmts):
+            if n in self.candidates:
+                shape = tuple(g.shape(n))
+                slot = None
+                chain = g.op(n) == "add" and g.data(n).get("accum")
+                if g.op(n) in ELEMENTWISE and not chain:
+                    others = set().union(*(alias.get(r, set()) for r in reads[n]))
+                    for a in g.args(n):
+                        if a in self.slot_of and a not in self.in_place.values() and end[a] == i:
+                            if tuple(g.shape(a)) == shape and a not in others:
+                                slot = self.slot_of[a]
+                                self.in_place[n] = a
+                                break
+                if slot is None:
+                    pool = free.get(shape)
+                    if pool:
+                        slot = min(pool)
+                        pool.remove(slot)
+                    else:
+                        slot = len(self.slots)
+                        self.slots.append(shape)
+                self.slot_of[n] = slot
+            for b in dying.get(i, []):
+                if b in self.slot_of and self.in_place.get(n) != b:
+                    free.setdefault(tuple(g.shape(b)), []).append(self.slot_of[b])
+
+    def bound(self, n: str) -> bool:
+        return not (n in self.out_keys and self.out_keys[n] in self.written and self.uses[n] == 0)
+
+    def into(self, n: str, e: E) -> E:
+        from .workspace import out_item, slot_item, with_out
+
+        if n in self.out_keys:
+            got = with_out(e, out_item(self.out_keys[n]))
+            if got is not None:
+                self.written.add(self.out_keys[n])
+                return got
+            return e
+        if n in self.slot_of:
+            a = self.in_place.get(n)
+            buf = E.name(self.names[a]) if a is not None else slot_item(self.slot_of[n])
+            got = with_out(e, buf)
+            if got is not None:
+                return got
+            # no out= form after all: an ordinary allocation, and no buffer
+            del self.slot_of[n]
+        return e
+
+    def after(self, n: str, d: dict) -> list[Stmt]:
+        key = self.out_keys.get(n)
+        if key is None or key in self.written:
+            return []
+        self.written.add(key)
+        return [Stmt(n, self.copy_out(key, n), {n}, d["phase"], d["source"])]
+
+    def copy_out(self, key: str, n: str) -> str:
+        from .workspace import out_item
+
+        call = NP.copyto(out_item(key), E.name(self.names[n]))
+        return ast.unparse(ast.Expr(call.node))
+
+    def copy_between(self, key: str, source_key: str) -> str:
+        from .workspace import out_item
+
+        return ast.unparse(ast.Expr(NP.copyto(out_item(key), out_item(source_key)).node))
+
+    def _freeable(self, n: str) -> bool:
+        return n not in self.slot_of and super()._freeable(n)
+
+    def body(self) -> list[str]:
+        lines = super().body()
+        for node, key in self.out_keys.items():  # gradients that are arguments
+            if key not in self.written:
+                lines.append(self.copy_out(key, node))
+                self.written.add(key)
         return lines
 
 
@@ -561,10 +743,13 @@ def _entry_doc(p: Program, entry: Entry) -> str:
     return f"Return ({', '.join(groups)})" + (": " + "; ".join(dicts) if dicts else "") + "."
 
 
-def _return(p: Program, entry: Entry, names: dict[str, str], target: Target = NUMPY) -> str:
-    """The return statement of ``entry``: every result a writable array of its own."""
+def _return(p: Program, entry: Entry, names: dict[str, str], target: Target = NUMPY, out: bool = False) -> str:
+    """The return statement of ``entry``: every result a writable array of its own
+    (``out``: the gradients are in the dict ``out``, -O3)."""
     g = p.graph
     items = p.returned(entry)
+    if out:
+        return "return " + ", ".join("out" if grp == "grads" else names[g.results[grp]] for grp in entry.returns)
     bases = {r for r in items if isinstance(r, str)}
     parts = [names[r] if isinstance(r, str) else _distinct(g, r, names, bases, target) for r in items]
     if len(parts) == 1 and isinstance(parts[0], str):
@@ -586,6 +771,14 @@ def generate(p: Program, opts: CodegenOptions | None = None) -> str:
     clash = sorted(set(names.values()) & opts.target.reserved)
     if clash:
         raise SpecError(f"name {clash[0]!r} is reserved by the {opts.target.name} target (rename it)", clash[0])
+    if opts.workspace:
+        from . import workspace as ws
+
+        if opts.target is not NUMPY:
+            raise SpecError("-O3 writes NumPy's out= arguments: it is for the numpy target", "--target")
+        clash = sorted(set(names[a] for a in g.params + g.inputs) & ws.RESERVED)
+        if clash:
+            raise SpecError(f"name {clash[0]!r} is reserved at -O3 (value_and_grad's out= argument): rename it", clash[0])
 
     sha = "".join(c for c in str(m.spec_sha256)[:16] if c in "0123456789abcdef")
     head = [f"Generated by bpc {__version__} from {_printable(str(m.spec_path))} (sha256 {sha})."]
@@ -632,6 +825,9 @@ def generate(p: Program, opts: CodegenOptions | None = None) -> str:
     top.append(_inputs_function(g, m))
     if m.classes:
         top.append(opts.target.labels_check or LABELS_CHECK)
+    if opts.workspace:
+        top[0] += f"\n{ws.WORKSPACE_DICT} = {{}}"
+        top += list(ws.workspace_templates(dtype).values())
 
     arg_doc = ["", "Args:"] + [f"    {_shape_doc(g, a)}{_arg_note(m, a)}" for a in args]
     entry_casts = _entry_casts(g, opts.target) + _label_checks(g, m)
@@ -648,11 +844,34 @@ def generate(p: Program, opts: CodegenOptions | None = None) -> str:
             for grp, group in takes
             for key, node in group.items()
         ]
-        body = entry_casts + unpack + _Emitter(g, p.roots(entry), opts, names, m).body()
-        body.append(_return(p, entry, names, opts.target))
-        body = opts.target.prologue(args, body) + body
-        doc = [_entry_doc(p, entry)] + arg_doc + [f"    {TAKES_DOCS.get(grp, grp)}" for grp, _ in takes]
         fargs = args + [grp for grp, _ in takes]
+        doc = [_entry_doc(p, entry)] + arg_doc + [f"    {TAKES_DOCS.get(grp, grp)}" for grp, _ in takes]
+        if opts.workspace:
+            grads = g.grads if entry.name == "value_and_grad" else {}
+            out_keys = {}
+            for key, node in grads.items():
+                out_keys.setdefault(node, key)
+            em = _BufferedEmitter(g, p.roots(entry), opts, names, m, out_keys)
+            lines = em.body()
+            extra = [k for k, node in grads.items() if out_keys[node] != k]
+            lines += [em.copy_between(k, out_keys[grads[k]]) for k in extra]  # one value, two names
+            head_lines = []
+            if em.slots:
+                head_lines.append(f"{ws.WORKSPACE_VAR} = _bpc_workspace({json.dumps(entry.name)}, {ws.shapes_literal(em.slots)})")
+            if grads:
+                items = [(k, g.shape(node)) for k, node in grads.items()]
+                head_lines.append(f"out = _bpc_out(out, {ws.keyed_shapes_literal(items)})")
+                fargs = fargs + ["out=None"]
+                doc += [
+                    "    out: None, or a dict of arrays (one per name in WRT, of its shape and",
+                    "        the compile dtype) to write the gradients into and return as grads",
+                ]
+            body = entry_casts + unpack + head_lines + lines
+            body.append(_return(p, entry, names, opts.target, out=bool(grads)))
+        else:
+            body = entry_casts + unpack + _Emitter(g, p.roots(entry), opts, names, m).body()
+            body.append(_return(p, entry, names, opts.target))
+        body = opts.target.prologue(args, body) + body
         top.append(_function(entry.name, fargs, doc, body, bodies))
         stubs[entry.name] = _function(entry.name, fargs, doc, ["return None"])
     checkable = {"forward", "value_and_grad"} <= {e.name for e in p.entries}
@@ -995,9 +1214,11 @@ def self_check_source(dtype: str = "f64") -> str:
 
 def templates(dtype: str = "f64", target=None) -> dict[str, str]:
     """The fixed blocks of a module (for the output whitelist)."""
+    from .workspace import workspace_templates
+
     check, main = self_check_source(dtype).split("\n\n\nif __name__")
     labels = getattr(target, "labels_check", None) or LABELS_CHECK
-    return {"_self_check": check, "_bpc_labels": labels, "__main__": "if __name__" + main}
+    return {"_self_check": check, "_bpc_labels": labels, "__main__": "if __name__" + main, **workspace_templates(dtype)}
 
 
 TEMPLATES = templates("f64")

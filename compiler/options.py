@@ -10,6 +10,7 @@ DTYPES = {"float64": "f64", "float32": "f32"}
 TARGETS = ("numpy", "array-api")
 FUNCTIONS = ("forward", "value_and_grad", "jvp", "vjp", "hvp", "jacobian", "hessian")  # entry points, in order
 DEFAULT_FUNCTIONS = ("forward", "value_and_grad")
+OPT_LEVELS = (0, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class CompileOptions:
     to run (``None``: all; an empty set: none, as ``bpc compile -O0``).
     ``comments``: the chain-rule comments in the backward pass. ``name``: the
     module name (default: the spec's ``name``, else its file name).
+    ``opt_level``: 0 (no passes), 2 (default) or 3 (buffers and ``out=``).
     ``target``: the array library of the generated module. ``functions``: the
     entry points to emit (default: all; the ``_self_check`` appendix comes
     with ``forward`` and ``value_and_grad`` together). ``wrt``: the names to
@@ -42,6 +44,10 @@ class CompileOptions:
     # Front-end only: the Python function to compile, and shapes of its arguments.
     fn: str | None = None
     shapes: tuple[tuple[str, tuple[int | str, ...]], ...] = ()
+    # 0: no optimisation pass (as passes=set()); 2: the default; 3: also
+    # intermediates in reused buffers and value_and_grad(..., out=) (numpy
+    # target; compiler/workspace.py, docs/performance.md).
+    opt_level: int = 2
 
     def __post_init__(self):
         if self.functions is None:
@@ -74,6 +80,10 @@ class CompileOptions:
             raise SpecError(f"unknown dtype {self.dtype!r} (expected {' or '.join(DTYPES)})", "dtype")
         if self.target not in TARGETS:
             raise SpecError(f"unknown target {self.target!r} (expected {', '.join(TARGETS)})", "target")
+        if self.opt_level not in OPT_LEVELS:
+            raise SpecError(f"unknown optimisation level {self.opt_level!r} (expected 0, 2 or 3)", "-O")
+        if self.opt_level == 0 and self.passes is None:
+            object.__setattr__(self, "passes", frozenset())
         if self.passes is not None:
             object.__setattr__(self, "passes", frozenset(self.passes))
 

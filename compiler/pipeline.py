@@ -185,7 +185,10 @@ def compile_graph(
     # A joint or optimized dump brings its entry points; a spec asks for them.
     functions = options.functions or (DEFAULT_FUNCTIONS if stage == "forward" else [e.name for e in opt.entries])
     opt = opt.but(entries=opt.needed(functions))
-    source = generate(opt, CodegenOptions(comments=options.comments, target=get_target(options.target)))
+    source = generate(
+        opt,
+        CodegenOptions(comments=options.comments, target=get_target(options.target), workspace=options.opt_level >= 3),
+    )
     return Compiled(spec, g if stage == "forward" else joint, joint, opt, source, report, options)
 
 

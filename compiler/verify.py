@@ -25,7 +25,10 @@ FUNCTIONS = frozenset(
 )
 # Entry points a composite function (jacobian, hessian) may call, and the
 # module's fixed helper (a template) that checks class labels.
-CALLABLE = frozenset({"jvp", "vjp", "hvp", "_bpc_labels"})
+CALLABLE = frozenset({"jvp", "vjp", "hvp", "_bpc_labels", "_bpc_workspace", "_bpc_out"})
+# -O3: the one mutable module-level value, the workspace of each entry point
+# (an empty dict; ``compiler/workspace.py``).
+WORKSPACE_DICT = "_BPC_WORKSPACE"
 _BUILTINS = frozenset(dir(builtins))
 
 _EXPR_NODES = (
@@ -128,6 +131,10 @@ def _module(tree: ast.Module, source: str, fixed: dict[str, str], target) -> Non
             seen += 1
         elif isinstance(node, ast.Assign):
             names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            if names == [WORKSPACE_DICT] and len(node.targets) == 1:
+                if not (isinstance(node.value, ast.Dict) and not node.value.keys):
+                    raise _Reject(f"{_where(node)}: {WORKSPACE_DICT} must be an empty dict")
+                continue
             if len(names) != 1 or len(node.targets) != 1 or names[0] not in CONSTANTS:
                 raise _Reject(f"{_where(node)}: module-level assignment to {ast.unparse(node.targets[0])}")
             try:
@@ -188,11 +195,23 @@ def _statement(st: ast.stmt, target) -> None:
             if not isinstance(t, ast.Name):
                 raise _Reject(f"{_where(st)}: only names can be deleted")
             _name(t.id, st)
+    elif isinstance(st, ast.Expr) and _writes_out(st.value):
+        _expr(st.value, target)  # -O3: np.copyto(out["w"], g), np.matmul(a, b, out=out["w"])
     elif isinstance(st, ast.Return):
         if st.value is not None:
             _expr(st.value, target)
     else:
         raise _Reject(f"{_where(st)}: {type(st).__name__} statements are not allowed in functions")
+
+
+def _writes_out(node: ast.AST) -> bool:
+    """A call whose only effect is writing an array (-O3): ``np.copyto(...)``,
+    or a function or method given ``out=``."""
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+        return False
+    f = node.func
+    copyto = f.attr == "copyto" and isinstance(f.value, ast.Name) and f.value.id == "np"
+    return copyto or any(k.arg == "out" for k in node.keywords)
 
 
 def _name(name: str, node: ast.AST) -> None:

@@ -1030,10 +1030,32 @@ def features(spec: dict[str, Any]) -> set[str]:
 
 
 def levels() -> list[tuple[str, set[str] | None]]:
-    """Optimization levels: no passes, each pass alone, all passes (the default)."""
+    """Optimization levels: no passes, each pass alone, all passes (the default),
+    and -O3 (all passes, values in reused buffers: see compile_level)."""
     from bpc.compiler.passes import PASS_NAMES
 
-    return [("none", set())] + [(p, {p}) for p in PASS_NAMES] + [("all", None)]
+    return [("none", set())] + [(p, {p}) for p in PASS_NAMES] + [("all", None), (O3, None)]
+
+
+O3 = "O3"
+
+
+def compile_level(text: str, level: str, passes: set[str] | None) -> Any:
+    """Compile ``text`` at one level. ``O3`` buffers every value it can, whatever
+    its size (the default threshold, 64 elements, would leave the generator's
+    small arrays alone and the buffer code untested)."""
+    from bpc.compiler import workspace
+    from bpc.compiler.options import CompileOptions
+    from bpc.compiler.pipeline import compile_text
+
+    if level != O3:
+        return compile_text(text, passes=passes)
+    saved = workspace.BUFFER_MIN
+    workspace.BUFFER_MIN = 1
+    try:
+        return compile_text(text, options=CompileOptions(opt_level=3))
+    finally:
+        workspace.BUFFER_MIN = saved
 
 
 FAILURE_KINDS = (
@@ -1049,6 +1071,7 @@ FAILURE_KINDS = (
     "rule_mismatch",
     "oracle_error",
     "mode_mismatch",
+    "workspace_alias",
 )
 
 
@@ -1391,7 +1414,7 @@ def check_spec(
         if wanted is not None and level not in wanted and level != "none":
             continue
         try:
-            compiled[level] = compile_text(text, passes=passes)
+            compiled[level] = compile_level(text, level, passes)
         except BpcError as e:
             rejected[level] = str(e)
         except Exception as e:  # noqa: BLE001 - an internal compiler error
@@ -1504,6 +1527,60 @@ def check_modes(text: str, arrays: dict[str, Any], ref_grads: dict[str, np.ndarr
         h = np.asarray(hv[w])
         if h.shape != np.shape(arrays[w]) or h.dtype != np.float64:
             out.fail("mode_mismatch", "modes", f"hvp[{w}] is {_short(hv[w])}, expected float64 of shape {np.shape(arrays[w])}")
+
+
+def check_workspace(m: Any, arrays: dict[str, Any], own_grads: dict[str, Any], out: Outcome, source: str, on_tie: bool) -> None:
+    """-O3 (``workspace_alias``): what one call returns is not changed by the
+    next call (no result lives in the reused buffers), and ``out=`` arrays
+    receive the gradients and come back as the grads dict."""
+    level = O3
+    ok, first = _run(m.value_and_grad, dict(arrays), out, level, "value_and_grad", source)
+    if not ok:
+        return
+    loss, grads = first
+    kept = (np.array(loss, copy=True), {w: np.array(g, copy=True) for w, g in grads.items()})
+    f_ok, f_first = _run(m.forward, dict(arrays), out, level, "forward", source)
+    f_kept = _copy_tree(f_first) if f_ok else None
+    other = {k: (np.asarray(v) * 0.5 + 0.25 if k in getattr(m, "PARAMS", {}) else v) for k, v in arrays.items()}
+    for fn in (m.value_and_grad, m.forward):  # other values (maybe off a domain: quietly)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            try:
+                fn(**other)
+            except Exception:  # noqa: BLE001 - only what it leaves behind matters here
+                pass
+    if not np.array_equal(loss, kept[0], equal_nan=True) or any(
+        not np.array_equal(grads[w], kept[1][w], equal_nan=True) for w in grads
+    ):
+        out.fail("workspace_alias", level, "a later call changed what value_and_grad returned")
+    if f_ok and not _same_tree(f_first, f_kept):
+        out.fail("workspace_alias", level, "a later call changed what forward returned")
+    bufs = {w: np.full(np.shape(g), np.nan) for w, g in grads.items()}
+    ok, res = _run(lambda **a: m.value_and_grad(**a, out=bufs), dict(arrays), out, level, "value_and_grad(out=)", source)
+    if not ok:
+        return
+    if res[1] is not bufs:
+        out.fail("workspace_alias", level, "value_and_grad(out=...) did not return the out dict as grads")
+        return
+    for w, g in bufs.items():
+        if not _close(g, own_grads[w]) and not on_tie:
+            out.fail("workspace_alias", level, f"out[{w!r}] holds {_short(g)}, interpreter {_short(own_grads[w])}")
+
+
+def _copy_tree(x: Any) -> Any:
+    if isinstance(x, tuple):
+        return tuple(_copy_tree(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _copy_tree(v) for k, v in x.items()}
+    return np.array(x, copy=True)
+
+
+def _same_tree(a: Any, b: Any) -> bool:
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(_same_tree(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return set(a) == set(b) and all(_same_tree(a[k], b[k]) for k in a)
+    return np.array_equal(np.asarray(a), b, equal_nan=True)
 
 
 def integer_arrays(spec: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -1622,6 +1699,8 @@ def check_module(
                 if msg:
                     out.fail("fd_mismatch", level, f"{what}: {msg}")
 
+    if level == O3:
+        check_workspace(m, arrays, own_grads, out, c.source, on_tie)
     ok, res = _run(m.forward, dict(arrays), out, level, "forward", c.source)
     if not ok:
         return

@@ -58,3 +58,26 @@ def test_ops_doc_is_up_to_date():
     from bpc.compiler.ops.docs import markdown
 
     assert (ROOT / "docs" / "ops.md").read_text() == markdown(), "run: python -m bpc.compiler.ops.docs"
+
+
+O3_GOLDEN = sorted((ROOT / "generated" / "o3").glob("*.py"))
+
+
+def test_o3_goldens_exist():
+    assert [p.stem for p in O3_GOLDEN] == ["deep_tanh", "mnist_mlp"]
+
+
+@pytest.mark.parametrize("golden", O3_GOLDEN, ids=[p.stem for p in O3_GOLDEN])
+def test_o3_generated_is_up_to_date(golden):
+    from bpc.compiler.options import CompileOptions
+
+    spec = ROOT / "examples" / f"{golden.stem}.json"
+    fresh = compile_file(spec.relative_to(ROOT), options=CompileOptions(opt_level=3)).source
+    assert golden.read_text() == fresh, f"regenerate: bpc compile examples/{golden.stem}.json -O3 -o generated/o3"
+    assert black.format_str(fresh, mode=black.Mode()) == fresh
+    tree = ast.parse(fresh)
+    assert [ast.unparse(n) for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))] == ["import numpy as np"]
+    for fn in [n for n in tree.body if isinstance(n, ast.FunctionDef)]:
+        stored = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        loaded = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        assert stored <= loaded, f"{fn.name}: unused {sorted(stored - loaded)}"

@@ -233,6 +233,9 @@ NP_NAMES = frozenset(
         "logaddexp", "maximum", "minimum", "nan", "ones", "pad", "random", "reshape",
         "sign", "sin", "sqrt", "stack", "tanh", "transpose", "where", "zeros",
         "zeros_like", "asarray", "sum", "mean", "max", "min", "empty", "sort",
+        # -O3 (compiler/workspace.py): ufuncs written with out=, and copyto
+        "add", "subtract", "multiply", "divide", "negative", "square", "power", "matmul",
+        "expm1", "copyto",
     }
 )
 METHODS = frozenset(
