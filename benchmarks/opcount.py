@@ -132,7 +132,8 @@ def counting_version(fn=None, *, source: str | None = None, name: str | None = N
         name = fn.__name__
         globals_ = fn.__globals__
     tree = ast.parse(source)
-    node = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == name)
+    # the last definition of that name at module level: the one Python keeps
+    node = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name][-1]
     node = _Rewrite().visit(node)
     mod = ast.fix_missing_locations(ast.Module([node], []))
     probe = _Probe()

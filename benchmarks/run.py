@@ -116,11 +116,13 @@ def check_against(ref_loss, ref_grads, loss, grads, dtype, who: str) -> None:
 class PeerProcess:
     """A peer worker (benchmarks/peer_worker.py) in its own interpreter."""
 
-    def __init__(self, python: str, peer: str, log):
+    def __init__(self, python: str, peer: str):
         self.peer, self.name = peer, PEERS[peer]
+        # what the libraries print (XLA, warnings) lands here
+        self.log = open(Path(tempfile.gettempdir()) / f"bpc-bench-{peer}.log", "w")
         self.proc = subprocess.Popen(
             [python, str(HERE / "peer_worker.py"), peer],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1,
         )
         hello = self._read()
         self.ok = hello.get("ok", False)
@@ -161,6 +163,10 @@ class PeerProcess:
                 self.proc.wait(timeout=10)
             except Exception:
                 self.proc.kill()
+                self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout, self.log):
+            if not f.closed:
+                f.close()
 
 
 def start_peers(python: str | None, only=None) -> tuple[list[PeerProcess], list[str]]:
@@ -168,12 +174,11 @@ def start_peers(python: str | None, only=None) -> tuple[list[PeerProcess], list[
         return [], ["peers skipped (no --peer-python)"]
     if not Path(python).exists():
         return [], [f"peers skipped: {python} not found"]
-    log = open(tempfile.gettempdir() + "/bpc-bench-peers.log", "w")
     peers, notes = [], []
     for p in PEERS:
         if only and p not in only:
             continue
-        proc = PeerProcess(python, p, log)
+        proc = PeerProcess(python, p)
         if proc.ok:
             peers.append(proc)
         else:
@@ -345,7 +350,8 @@ def thread_report(peers: list[PeerProcess]) -> list[str]:
         pass
     threads = "default"
     try:  # the OpenBLAS NumPy loaded: ask it
-        for line in open("/proc/self/maps"):
+        maps = Path("/proc/self/maps").read_text().splitlines()
+        for line in maps:
             if "openblas" in line and ".so" in line:
                 lib = ctypes.CDLL(line.split()[-1])
                 for sym in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads"):
@@ -534,14 +540,16 @@ def main(argv=None) -> int:
     ap.add_argument("--peer-python", help="interpreter with the peers (JAX, PyTorch, autograd); default: no peers")
     ap.add_argument("--peers", nargs="*", choices=list(PEERS), help="a subset of the peers")
     ap.add_argument("--float32", action="store_true", help="compile with dtype float32 and feed float32 data")
-    ap.add_argument("--fresh-reps", type=int, default=3, help="new processes per variant for the fresh figures (0: none)")
+    ap.add_argument("--fresh-reps", type=int, help="new processes per variant for the fresh figures (0: none; default 3, --quick 0)")
     ap.add_argument("--fresh-calls", type=int, default=3)
     ap.add_argument("--modes", action="store_true", help="also time bpc's forward, jvp and hvp")
     ap.add_argument("--compile-layers", type=int, nargs="*", default=[], help="also time compiling MLPs of these depths")
     ap.add_argument("--json", help="write every raw time here")
     a = ap.parse_args(argv)
     if a.quick:
-        a.rounds, a.budget, a.gap, a.fresh_reps = 1, 0.01, 0.0, 0
+        a.rounds, a.budget, a.gap = 1, 0.01, 0.0
+    if a.fresh_reps is None:
+        a.fresh_reps = 0 if a.quick else 3
     dtype = np.float32 if a.float32 else np.float64
     chosen = [w for w in WORKLOADS if not a.only or w.key in a.only]
     peers, notes = start_peers(a.peer_python, a.peers)
