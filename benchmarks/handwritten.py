@@ -200,6 +200,10 @@ def mlp_value_and_grad_lists(ws, bs, x, y, act="tanh", loss="mse", layout="row")
                 hp -= hp * hp
                 dh *= hp
             d = dh
+        # free each activation as it dies (as bpc's del does): freeing them
+        # all at return leaves a large free chunk at the heap's top, which
+        # glibc trims, and the next call faults its pages back in
+        hs[k] = hp = None
     return value, gws, gbs
 
 
