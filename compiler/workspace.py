@@ -54,8 +54,6 @@ OUT_FUNCTIONS = frozenset(
     }
 )  # fmt: skip
 OUT_METHODS = frozenset({"sum", "mean", "max", "min"})
-# Names an -O3 module calls beyond the default target's (the output whitelist).
-NP_NAMES = (OUT_FUNCTIONS - {"abs"}) | {"copyto"}
 
 # Ops computed elementwise into a buffer of their own shape: the buffer may be
 # one of their operands (NumPy's ufuncs read each element before writing it).
