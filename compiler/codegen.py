@@ -528,18 +528,7 @@ class _BufferedEmitter(_Emitter):
         if key is None or key in self.written:
             return []
         self.written.add(key)
-        return [Stmt(n, self.copy_out(key, n), {n}, d["phase"], d["source"])]
-
-    def copy_out(self, key: str, n: str) -> str:
-        from .workspace import out_item
-
-        call = NP.copyto(out_item(key), E.name(self.names[n]))
-        return ast.unparse(ast.Expr(call.node))
-
-    def copy_between(self, key: str, source_key: str) -> str:
-        from .workspace import out_item
-
-        return ast.unparse(ast.Expr(NP.copyto(out_item(key), out_item(source_key)).node))
+        return [Stmt(n, copy_into(key, E.name(self.names[n])), {n}, d["phase"], d["source"])]
 
     def _freeable(self, n: str) -> bool:
         return n not in self.slot_of and super()._freeable(n)
@@ -548,9 +537,16 @@ class _BufferedEmitter(_Emitter):
         lines = super().body()
         for node, key in self.out_keys.items():  # gradients that are arguments
             if key not in self.written:
-                lines.append(self.copy_out(key, node))
+                lines.append(copy_into(key, E.name(self.names[node])))
                 self.written.add(key)
         return lines
+
+
+def copy_into(key: str, value: E) -> str:
+    """``np.copyto(out["key"], value)`` (-O3)."""
+    from .workspace import out_item
+
+    return ast.unparse(ast.Expr(NP.copyto(out_item(key), value).node))
 
 
 def statement_owners(p: Program, entry: Entry, opts: CodegenOptions | None = None) -> dict[str, set[str]]:
@@ -854,7 +850,7 @@ def generate(p: Program, opts: CodegenOptions | None = None) -> str:
             em = _BufferedEmitter(g, p.roots(entry), opts, names, m, out_keys)
             lines = em.body()
             extra = [k for k, node in grads.items() if out_keys[node] != k]
-            lines += [em.copy_between(k, out_keys[grads[k]]) for k in extra]  # one value, two names
+            lines += [copy_into(k, ws.out_item(out_keys[grads[k]])) for k in extra]  # one value, two names
             head_lines = []
             if em.slots:
                 head_lines.append(f"{ws.WORKSPACE_VAR} = _bpc_workspace({json.dumps(entry.name)}, {ws.shapes_literal(em.slots)})")
