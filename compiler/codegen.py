@@ -516,7 +516,7 @@ class _BufferedEmitter(_Emitter):
         if n in self.slot_of:
             a = self.in_place.get(n)
             buf = E.name(self.names[a]) if a is not None else slot_item(self.slot_of[n])
-            got = with_out(e, buf)
+            got = with_out(e, buf, fresh=True)
             if got is not None:
                 return got
             # no out= form after all: an ordinary allocation, and no buffer

@@ -68,9 +68,10 @@ ELEMENTWISE = frozenset(
 OUT_OPS = ELEMENTWISE | {"matmul", "sum", "mean", "max", "min", "sum_to"}
 
 
-def with_out(e: E, out: E) -> E | None:
+def with_out(e: E, out: E, fresh: bool = False) -> E | None:
     """``e`` computed into ``out`` with one NumPy call, or None when the outermost
-    operation of ``e`` has no ``out=`` form (a reshape, an indexing, a where)."""
+    operation of ``e`` has no ``out=`` form (a reshape, an indexing, a where).
+    ``fresh``: ``out`` is a workspace array (C-contiguous, the compile dtype)."""
     node = e.node
     kw = [ast.keyword("out", out.node)]
     if isinstance(node, ast.BinOp):
@@ -94,6 +95,10 @@ def with_out(e: E, out: E) -> E | None:
             fn, args = f.attr, list(node.args)
         elif f.attr in OUT_METHODS:
             return E(ast.Call(f, list(node.args), list(node.keywords) + kw), e.shape)
+        elif f.attr == "dot" and len(node.args) == 1 and not node.keywords:
+            if fresh:  # dot's out= must be C-contiguous, of the exact dtype: a workspace array
+                return E(ast.Call(f, list(node.args), kw), e.shape)
+            fn, args = "matmul", [f.value, node.args[0]]  # the caller's array: matmul takes any
         else:
             return None
     else:

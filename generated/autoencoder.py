@@ -84,11 +84,11 @@ def forward(We1, be1, We2, be2, Wd1, bd1, Wd2, bd2, x):
     Wd2 = np.asarray(Wd2, dtype=np.float64)
     bd2 = np.asarray(bd2, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
-    h1 = np.tanh(x @ We1 + be1)
-    code = np.tanh(h1 @ We2 + be2)
+    h1 = np.tanh(x.dot(We1) + be1)
+    code = np.tanh(h1.dot(We2) + be2)
     del h1
-    h2 = np.tanh(code @ Wd1 + bd1)
-    reconstruction = h2 @ Wd2 + bd2
+    h2 = np.tanh(code.dot(Wd1) + bd1)
+    reconstruction = h2.dot(Wd2) + bd2
     del h2
     loss = ((reconstruction - x) ** 2).mean()
     del reconstruction
@@ -119,10 +119,10 @@ def value_and_grad(We1, be1, We2, be2, Wd1, bd1, Wd2, bd2, x):
     Wd2 = np.asarray(Wd2, dtype=np.float64)
     bd2 = np.asarray(bd2, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
-    h1 = np.tanh(x @ We1 + be1)
-    code = np.tanh(h1 @ We2 + be2)
-    h2 = np.tanh(code @ Wd1 + bd1)
-    reconstruction = h2 @ Wd2 + bd2
+    h1 = np.tanh(x.dot(We1) + be1)
+    code = np.tanh(h1.dot(We2) + be2)
+    h2 = np.tanh(code.dot(Wd1) + bd1)
+    reconstruction = h2.dot(Wd2) + bd2
     loss_sub = reconstruction - x
     del reconstruction
     loss_square = loss_sub**2
@@ -139,8 +139,8 @@ def value_and_grad(We1, be1, We2, be2, Wd1, bd1, Wd2, bd2, x):
     #   add: da = g, db = g (summed over broadcast axes)
     g_bd2 = g_loss_sub.sum(axis=0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h2 = g_loss_sub @ Wd2.T
-    g_Wd2 = h2.T @ g_loss_sub
+    g_h2 = g_loss_sub.dot(Wd2.T)
+    g_Wd2 = h2.T.dot(g_loss_sub)
     del g_loss_sub
     # nodes[2]: h2 = tanh(code @ Wd1 + bd1)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
@@ -149,8 +149,8 @@ def value_and_grad(We1, be1, We2, be2, Wd1, bd1, Wd2, bd2, x):
     #   add: da = g, db = g (summed over broadcast axes)
     g_bd1 = g_h2_add.sum(axis=0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_code = g_h2_add @ Wd1.T
-    g_Wd1 = code.T @ g_h2_add
+    g_code = g_h2_add.dot(Wd1.T)
+    g_Wd1 = code.T.dot(g_h2_add)
     del g_h2_add
     # nodes[1]: code = tanh(h1 @ We2 + be2)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
@@ -159,8 +159,8 @@ def value_and_grad(We1, be1, We2, be2, Wd1, bd1, Wd2, bd2, x):
     #   add: da = g, db = g (summed over broadcast axes)
     g_be2 = g_code_add.sum(axis=0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h1 = g_code_add @ We2.T
-    g_We2 = h1.T @ g_code_add
+    g_h1 = g_code_add.dot(We2.T)
+    g_We2 = h1.T.dot(g_code_add)
     del g_code_add
     # nodes[0]: h1 = tanh(x @ We1 + be1)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
@@ -169,7 +169,7 @@ def value_and_grad(We1, be1, We2, be2, Wd1, bd1, Wd2, bd2, x):
     #   add: da = g, db = g (summed over broadcast axes)
     g_be1 = g_h1_add.sum(axis=0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_We1 = x.T @ g_h1_add
+    g_We1 = x.T.dot(g_h1_add)
     del g_h1_add
     return loss, {
         "We1": g_We1,

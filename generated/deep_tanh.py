@@ -144,38 +144,38 @@ def forward(
     b9 = np.asarray(b9, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    z1 = x @ w1 + b1
+    z1 = x.dot(w1) + b1
     h1 = np.tanh(z1)
     del z1
-    z2 = h1 @ w2 + b2
+    z2 = h1.dot(w2) + b2
     del h1
     h2 = np.tanh(z2)
     del z2
-    z3 = h2 @ w3 + b3
+    z3 = h2.dot(w3) + b3
     del h2
     h3 = np.tanh(z3)
     del z3
-    z4 = h3 @ w4 + b4
+    z4 = h3.dot(w4) + b4
     del h3
     h4 = np.tanh(z4)
     del z4
-    z5 = h4 @ w5 + b5
+    z5 = h4.dot(w5) + b5
     del h4
     h5 = np.tanh(z5)
     del z5
-    z6 = h5 @ w6 + b6
+    z6 = h5.dot(w6) + b6
     del h5
     h6 = np.tanh(z6)
     del z6
-    z7 = h6 @ w7 + b7
+    z7 = h6.dot(w7) + b7
     del h6
     h7 = np.tanh(z7)
     del z7
-    z8 = h7 @ w8 + b8
+    z8 = h7.dot(w8) + b8
     del h7
     h8 = np.tanh(z8)
     del z8
-    prediction = h8 @ w9 + b9
+    prediction = h8.dot(w9) + b9
     del h8
     loss = ((prediction - y) ** 2).mean()
     return loss
@@ -229,31 +229,31 @@ def value_and_grad(
     b9 = np.asarray(b9, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    z1 = x @ w1 + b1
+    z1 = x.dot(w1) + b1
     h1 = np.tanh(z1)
     del z1
-    z2 = h1 @ w2 + b2
+    z2 = h1.dot(w2) + b2
     h2 = np.tanh(z2)
     del z2
-    z3 = h2 @ w3 + b3
+    z3 = h2.dot(w3) + b3
     h3 = np.tanh(z3)
     del z3
-    z4 = h3 @ w4 + b4
+    z4 = h3.dot(w4) + b4
     h4 = np.tanh(z4)
     del z4
-    z5 = h4 @ w5 + b5
+    z5 = h4.dot(w5) + b5
     h5 = np.tanh(z5)
     del z5
-    z6 = h5 @ w6 + b6
+    z6 = h5.dot(w6) + b6
     h6 = np.tanh(z6)
     del z6
-    z7 = h6 @ w7 + b7
+    z7 = h6.dot(w7) + b7
     h7 = np.tanh(z7)
     del z7
-    z8 = h7 @ w8 + b8
+    z8 = h7.dot(w8) + b8
     h8 = np.tanh(z8)
     del z8
-    prediction = h8 @ w9 + b9
+    prediction = h8.dot(w9) + b9
     loss_sub = prediction - y
     loss = (loss_sub**2).mean()
 
@@ -267,8 +267,8 @@ def value_and_grad(
     #   add: da = g, db = g (summed over broadcast axes)
     g_b9 = g_loss_sub.sum(axis=0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h8 = g_loss_sub @ w9.T
-    g_w9 = h8.T @ g_loss_sub
+    g_h8 = g_loss_sub.dot(w9.T)
+    g_w9 = h8.T.dot(g_loss_sub)
     # mlp (layer 8 activation): h8 = tanh(z8)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
     g_z8 = g_h8 * (1.0 - h8 * h8)
@@ -277,8 +277,8 @@ def value_and_grad(
     #   add: da = g, db = g (summed over broadcast axes)
     g_b8 = g_z8.sum(axis=0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h7 = g_z8 @ w8.T
-    g_w8 = h7.T @ g_z8
+    g_h7 = g_z8.dot(w8.T)
+    g_w8 = h7.T.dot(g_z8)
     del g_z8
     # mlp (layer 7 activation): h7 = tanh(z7)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
@@ -288,8 +288,8 @@ def value_and_grad(
     #   add: da = g, db = g (summed over broadcast axes)
     g_b7 = g_z7.sum(axis=0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h6 = g_z7 @ w7.T
-    g_w7 = h6.T @ g_z7
+    g_h6 = g_z7.dot(w7.T)
+    g_w7 = h6.T.dot(g_z7)
     del g_z7
     # mlp (layer 6 activation): h6 = tanh(z6)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
@@ -299,8 +299,8 @@ def value_and_grad(
     #   add: da = g, db = g (summed over broadcast axes)
     g_b6 = g_z6.sum(axis=0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h5 = g_z6 @ w6.T
-    g_w6 = h5.T @ g_z6
+    g_h5 = g_z6.dot(w6.T)
+    g_w6 = h5.T.dot(g_z6)
     del g_z6
     # mlp (layer 5 activation): h5 = tanh(z5)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
@@ -310,8 +310,8 @@ def value_and_grad(
     #   add: da = g, db = g (summed over broadcast axes)
     g_b5 = g_z5.sum(axis=0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h4 = g_z5 @ w5.T
-    g_w5 = h4.T @ g_z5
+    g_h4 = g_z5.dot(w5.T)
+    g_w5 = h4.T.dot(g_z5)
     del g_z5
     # mlp (layer 4 activation): h4 = tanh(z4)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
@@ -321,8 +321,8 @@ def value_and_grad(
     #   add: da = g, db = g (summed over broadcast axes)
     g_b4 = g_z4.sum(axis=0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h3 = g_z4 @ w4.T
-    g_w4 = h3.T @ g_z4
+    g_h3 = g_z4.dot(w4.T)
+    g_w4 = h3.T.dot(g_z4)
     del g_z4
     # mlp (layer 3 activation): h3 = tanh(z3)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
@@ -332,8 +332,8 @@ def value_and_grad(
     #   add: da = g, db = g (summed over broadcast axes)
     g_b3 = g_z3.sum(axis=0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h2 = g_z3 @ w3.T
-    g_w3 = h2.T @ g_z3
+    g_h2 = g_z3.dot(w3.T)
+    g_w3 = h2.T.dot(g_z3)
     del g_z3
     # mlp (layer 2 activation): h2 = tanh(z2)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
@@ -343,8 +343,8 @@ def value_and_grad(
     #   add: da = g, db = g (summed over broadcast axes)
     g_b2 = g_z2.sum(axis=0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h1 = g_z2 @ w2.T
-    g_w2 = h1.T @ g_z2
+    g_h1 = g_z2.dot(w2.T)
+    g_w2 = h1.T.dot(g_z2)
     del g_z2
     # mlp (layer 1 activation): h1 = tanh(z1)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
@@ -354,7 +354,7 @@ def value_and_grad(
     #   add: da = g, db = g (summed over broadcast axes)
     g_b1 = g_z1.sum(axis=0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_w1 = x.T @ g_z1
+    g_w1 = x.T.dot(g_z1)
     del g_z1
     return loss, {
         "w1": g_w1,

@@ -74,11 +74,11 @@ def forward(w1, b1, w2, b2, w3, b3, x, y):
     b3 = np.asarray(b3, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    z1 = x @ w1 + b1
+    z1 = x.dot(w1) + b1
     h1 = np.exp(-np.logaddexp(0.0, -z1))
-    z2 = h1 @ w2 + b2
+    z2 = h1.dot(w2) + b2
     h2 = np.exp(-np.logaddexp(0.0, -z2))
-    prediction = h2 @ w3 + b3
+    prediction = h2.dot(w3) + b3
     loss = ((prediction - y) ** 2).reshape(())
     return loss
 
@@ -105,11 +105,11 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
     b3 = np.asarray(b3, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    z1 = x @ w1 + b1
+    z1 = x.dot(w1) + b1
     h1 = np.exp(-np.logaddexp(0.0, -z1))
-    z2 = h1 @ w2 + b2
+    z2 = h1.dot(w2) + b2
     h2 = np.exp(-np.logaddexp(0.0, -z2))
-    prediction = h2 @ w3 + b3
+    prediction = h2.dot(w3) + b3
     loss_sub = prediction - y
     loss = (loss_sub**2).reshape(())
 
@@ -123,8 +123,8 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
     #   add: da = g, db = g (summed over broadcast axes)
     g_b3 = g_loss_sub.reshape((1,))
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h2 = g_loss_sub @ w3.T
-    g_w3 = h2.T @ g_loss_sub
+    g_h2 = g_loss_sub.dot(w3.T)
+    g_w3 = h2.T.dot(g_loss_sub)
     # mlp (layer 2 activation): h2 = sigmoid(z2)
     #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
     g_z2 = g_h2 * (h2 * (1.0 - h2))
@@ -132,8 +132,8 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
     #   add: da = g, db = g (summed over broadcast axes)
     g_b2 = g_z2.reshape((10,))
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h1 = g_z2 @ w2.T
-    g_w2 = h1.T @ g_z2
+    g_h1 = g_z2.dot(w2.T)
+    g_w2 = h1.T.dot(g_z2)
     # mlp (layer 1 activation): h1 = sigmoid(z1)
     #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
     g_z1 = g_h1 * (h1 * (1.0 - h1))
@@ -141,7 +141,7 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
     #   add: da = g, db = g (summed over broadcast axes)
     g_b1 = g_z1.reshape((10,))
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_w1 = x.T @ g_z1
+    g_w1 = x.T.dot(g_z1)
     return loss, {
         "w1": g_w1,
         "b1": g_b1,

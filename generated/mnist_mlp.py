@@ -99,14 +99,14 @@ def forward(w1, b1, w2, b2, w3, b3, x, y):
     b3 = np.asarray(b3, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     y = _bpc_labels(y, "y", 10)
-    z1 = x @ w1 + b1
+    z1 = x.dot(w1) + b1
     h1 = np.maximum(z1, 0.0)
     del z1
-    z2 = h1 @ w2 + b2
+    z2 = h1.dot(w2) + b2
     del h1
     h2 = np.maximum(z2, 0.0)
     del z2
-    prediction = h2 @ w3 + b3
+    prediction = h2.dot(w3) + b3
     del h2
     loss_sub = prediction - prediction.max(axis=-1, keepdims=True)
     del prediction
@@ -142,13 +142,13 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
     b3 = np.asarray(b3, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     y = _bpc_labels(y, "y", 10)
-    z1 = x @ w1 + b1
+    z1 = x.dot(w1) + b1
     h1 = np.maximum(z1, 0.0)
     del z1
-    z2 = h1 @ w2 + b2
+    z2 = h1.dot(w2) + b2
     h2 = np.maximum(z2, 0.0)
     del z2
-    prediction = h2 @ w3 + b3
+    prediction = h2.dot(w3) + b3
     loss_one_hot = np.eye(10)[y.astype(np.intp)]
     loss_sub = prediction - prediction.max(axis=-1, keepdims=True)
     del prediction
@@ -183,8 +183,8 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
     #   add: da = g, db = g (summed over broadcast axes)
     g_b3 = g_loss_sub.sum(axis=0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h2 = g_loss_sub @ w3.T
-    g_w3 = h2.T @ g_loss_sub
+    g_h2 = g_loss_sub.dot(w3.T)
+    g_w3 = h2.T.dot(g_loss_sub)
     del g_loss_sub
     # mlp (layer 2 activation): h2 = relu(z2)
     #   relu: dx = g * (y > 0) (subgradient 0 at x = 0)
@@ -194,8 +194,8 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
     #   add: da = g, db = g (summed over broadcast axes)
     g_b2 = g_z2.sum(axis=0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h1 = g_z2 @ w2.T
-    g_w2 = h1.T @ g_z2
+    g_h1 = g_z2.dot(w2.T)
+    g_w2 = h1.T.dot(g_z2)
     del g_z2
     # mlp (layer 1 activation): h1 = relu(z1)
     #   relu: dx = g * (y > 0) (subgradient 0 at x = 0)
@@ -205,7 +205,7 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y):
     #   add: da = g, db = g (summed over broadcast axes)
     g_b1 = g_z1.sum(axis=0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_w1 = x.T @ g_z1
+    g_w1 = x.T.dot(g_z1)
     del g_z1
     return loss, {
         "w1": g_w1,

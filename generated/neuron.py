@@ -47,7 +47,7 @@ def forward(W1, b1, x):
     W1 = np.asarray(W1, dtype=np.float64)
     b1 = np.asarray(b1, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
-    f = np.exp(-np.logaddexp(0.0, -(W1 @ x + b1)))
+    f = np.exp(-np.logaddexp(0.0, -(W1.dot(x) + b1)))
     return f
 
 
@@ -63,7 +63,7 @@ def value_and_grad(W1, b1, x):
     W1 = np.asarray(W1, dtype=np.float64)
     b1 = np.asarray(b1, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
-    f = np.exp(-np.logaddexp(0.0, -(W1 @ x + b1)))
+    f = np.exp(-np.logaddexp(0.0, -(W1.dot(x) + b1)))
 
     # Backward pass: the chain rule, from the loss back to the inputs.
     # g_<name> is d loss / d <name>; in the rules below g is the gradient
@@ -74,7 +74,7 @@ def value_and_grad(W1, b1, x):
     #   add: da = g, db = g (summed over broadcast axes)
     g_b1 = g_f_add.reshape((1,))
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_W1 = g_f_add @ x.T
+    g_W1 = g_f_add.dot(x.T)
     return f, {"W1": g_W1, "b1": g_b1}
 
 

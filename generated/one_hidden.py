@@ -53,8 +53,8 @@ def forward(W0, W1, X, Y):
     W1 = np.asarray(W1, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    l1 = np.exp(-np.logaddexp(0.0, -(X @ W0)))
-    l2 = np.exp(-np.logaddexp(0.0, -(l1 @ W1)))
+    l1 = np.exp(-np.logaddexp(0.0, -X.dot(W0)))
+    l2 = np.exp(-np.logaddexp(0.0, -l1.dot(W1)))
     Error = Y - l2
     return Error, {"l2": l2}
 
@@ -73,8 +73,8 @@ def value_and_grad(W0, W1, X, Y):
     W1 = np.asarray(W1, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    l1 = np.exp(-np.logaddexp(0.0, -(X @ W0)))
-    l2 = np.exp(-np.logaddexp(0.0, -(l1 @ W1)))
+    l1 = np.exp(-np.logaddexp(0.0, -X.dot(W0)))
+    l2 = np.exp(-np.logaddexp(0.0, -l1.dot(W1)))
     Error = Y - l2
 
     # Backward pass: the chain rule, from the loss back to the inputs.
@@ -84,13 +84,13 @@ def value_and_grad(W0, W1, X, Y):
     #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
     g_l2_matmul = -(l2 * (1.0 - l2))
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_l1 = g_l2_matmul @ W1.T
-    g_W1 = l1.T @ g_l2_matmul
+    g_l1 = g_l2_matmul.dot(W1.T)
+    g_W1 = l1.T.dot(g_l2_matmul)
     # nodes[0]: l1 = sigmoid(X @ W0)
     #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
     g_l1_matmul = g_l1 * (l1 * (1.0 - l1))
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_W0 = X.T @ g_l1_matmul
+    g_W0 = X.T.dot(g_l1_matmul)
     return Error, {"W0": g_W0, "W1": g_W1}
 
 

@@ -48,7 +48,7 @@ def forward(W0, X, Y):
     W0 = np.asarray(W0, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    z = X @ W0
+    z = X.dot(W0)
     l1 = np.exp(-np.logaddexp(0.0, -z))
     Error = Y - l1
     return Error, {"l1": l1}
@@ -66,7 +66,7 @@ def value_and_grad(W0, X, Y):
     W0 = np.asarray(W0, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    z = X @ W0
+    z = X.dot(W0)
     l1 = np.exp(-np.logaddexp(0.0, -z))
     Error = Y - l1
 
@@ -78,7 +78,7 @@ def value_and_grad(W0, X, Y):
     g_z = -(l1 * (1.0 - l1))
     # nodes[0]: z = X @ W0
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_W0 = X.T @ g_z
+    g_W0 = X.T.dot(g_z)
     return Error, {"W0": g_W0}
 
 

@@ -97,17 +97,17 @@ def forward(W0, W1, W2, W3, W4, W5, b0, b1, b2, b3, b4, b5, x, y):
     b5 = np.asarray(b5, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    f0 = b0 + W0 @ x
+    f0 = b0 + W0.dot(x)
     h1 = np.maximum(f0, 0.0)
-    f1 = b1 + W1 @ h1
+    f1 = b1 + W1.dot(h1)
     h2 = np.maximum(f1, 0.0)
-    f2 = b2 + W2 @ h2
+    f2 = b2 + W2.dot(h2)
     h3 = np.maximum(f2, 0.0)
-    f3 = b3 + W3 @ h3
+    f3 = b3 + W3.dot(h3)
     h4 = np.maximum(f3, 0.0)
-    f4 = b4 + W4 @ h4
+    f4 = b4 + W4.dot(h4)
     h5 = np.maximum(f4, 0.0)
-    f5 = b5 + W5 @ h5
+    f5 = b5 + W5.dot(h5)
     loss = ((f5 - y) ** 2).reshape(())
     return loss
 
@@ -146,17 +146,17 @@ def value_and_grad(W0, W1, W2, W3, W4, W5, b0, b1, b2, b3, b4, b5, x, y):
     b5 = np.asarray(b5, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    f0 = b0 + W0 @ x
+    f0 = b0 + W0.dot(x)
     h1 = np.maximum(f0, 0.0)
-    f1 = b1 + W1 @ h1
+    f1 = b1 + W1.dot(h1)
     h2 = np.maximum(f1, 0.0)
-    f2 = b2 + W2 @ h2
+    f2 = b2 + W2.dot(h2)
     h3 = np.maximum(f2, 0.0)
-    f3 = b3 + W3 @ h3
+    f3 = b3 + W3.dot(h3)
     h4 = np.maximum(f3, 0.0)
-    f4 = b4 + W4 @ h4
+    f4 = b4 + W4.dot(h4)
     h5 = np.maximum(f4, 0.0)
-    f5 = b5 + W5 @ h5
+    f5 = b5 + W5.dot(h5)
     loss_sub = f5 - y
     loss = (loss_sub**2).reshape(())
 
@@ -168,42 +168,42 @@ def value_and_grad(W0, W1, W2, W3, W4, W5, b0, b1, b2, b3, b4, b5, x, y):
     g_loss_sub = 2.0 * loss_sub
     # nodes[10]: f5 = b5 + W5 @ h5
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_W5 = g_loss_sub @ h5.T
-    g_h5 = W5.T @ g_loss_sub
+    g_W5 = g_loss_sub.dot(h5.T)
+    g_h5 = W5.T.dot(g_loss_sub)
     # nodes[9]: h5 = relu(f4)
     #   relu: dx = g * (y > 0) (subgradient 0 at x = 0)
     g_f4 = g_h5 * (h5 > 0)
     # nodes[8]: f4 = b4 + W4 @ h4
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_W4 = g_f4 @ h4.T
-    g_h4 = W4.T @ g_f4
+    g_W4 = g_f4.dot(h4.T)
+    g_h4 = W4.T.dot(g_f4)
     # nodes[7]: h4 = relu(f3)
     #   relu: dx = g * (y > 0) (subgradient 0 at x = 0)
     g_f3 = g_h4 * (h4 > 0)
     # nodes[6]: f3 = b3 + W3 @ h3
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_W3 = g_f3 @ h3.T
-    g_h3 = W3.T @ g_f3
+    g_W3 = g_f3.dot(h3.T)
+    g_h3 = W3.T.dot(g_f3)
     # nodes[5]: h3 = relu(f2)
     #   relu: dx = g * (y > 0) (subgradient 0 at x = 0)
     g_f2 = g_h3 * (h3 > 0)
     # nodes[4]: f2 = b2 + W2 @ h2
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_W2 = g_f2 @ h2.T
-    g_h2 = W2.T @ g_f2
+    g_W2 = g_f2.dot(h2.T)
+    g_h2 = W2.T.dot(g_f2)
     # nodes[3]: h2 = relu(f1)
     #   relu: dx = g * (y > 0) (subgradient 0 at x = 0)
     g_f1 = g_h2 * (h2 > 0)
     # nodes[2]: f1 = b1 + W1 @ h1
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_W1 = g_f1 @ h1.T
-    g_h1 = W1.T @ g_f1
+    g_W1 = g_f1.dot(h1.T)
+    g_h1 = W1.T.dot(g_f1)
     # nodes[1]: h1 = relu(f0)
     #   relu: dx = g * (y > 0) (subgradient 0 at x = 0)
     g_f0 = g_h1 * (h1 > 0)
     # nodes[0]: f0 = b0 + W0 @ x
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_W0 = g_f0 @ x.T
+    g_W0 = g_f0.dot(x.T)
     return loss, {
         "W0": g_W0,
         "W1": g_W1,

@@ -49,9 +49,9 @@ def forward(W0, W1, X, Y):
     W1 = np.asarray(W1, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    L1_Input = X @ W0
+    L1_Input = X.dot(W0)
     L1 = 1.0 / (1.0 + np.exp(-L1_Input))
-    Last_Input = L1 @ W1
+    Last_Input = L1.dot(W1)
     Pred = 1.0 / (1.0 + np.exp(-Last_Input))
     Error = Y - Pred
     return Error
@@ -71,11 +71,11 @@ def value_and_grad(W0, W1, X, Y):
     W1 = np.asarray(W1, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    L1_Input = X @ W0
+    L1_Input = X.dot(W0)
     L1_exp = np.exp(-L1_Input)
     L1_add = 1.0 + L1_exp
     L1 = 1.0 / L1_add
-    Last_Input = L1 @ W1
+    Last_Input = L1.dot(W1)
     Pred_exp = np.exp(-Last_Input)
     Pred_add = 1.0 + Pred_exp
     Pred = 1.0 / Pred_add
@@ -93,8 +93,8 @@ def value_and_grad(W0, W1, X, Y):
     g_Last_Input = -g_Pred_mul
     # examples/notebooks/seed000_one_hidden_forward.py:35: Last_Input = np.dot(L1,W1)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_L1 = g_Last_Input @ W1.T
-    g_W1 = L1.T @ g_Last_Input
+    g_L1 = g_Last_Input.dot(W1.T)
+    g_W1 = L1.T.dot(g_Last_Input)
     # examples/notebooks/seed000_one_hidden_forward.py:33: L1 = sigmoid(L1_Input)
     #   div: da = g / b, db = -g * y / b (reuses y = a / b)
     g_L1_add = -(g_L1 * L1) / L1_add
@@ -104,7 +104,7 @@ def value_and_grad(W0, W1, X, Y):
     g_L1_Input = -g_L1_mul
     # examples/notebooks/seed000_one_hidden_forward.py:32: L1_Input = np.dot(X,W0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_W0 = X.T @ g_L1_Input
+    g_W0 = X.T.dot(g_L1_Input)
     return Error, {"W0": g_W0, "W1": g_W1}
 
 

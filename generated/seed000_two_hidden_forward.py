@@ -52,11 +52,11 @@ def forward(W0, W1, W2, X, Y):
     W2 = np.asarray(W2, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    L1_Input = X @ W0
+    L1_Input = X.dot(W0)
     L1 = 1.0 / (1.0 + np.exp(-L1_Input))
-    L2_Input = L1 @ W1
+    L2_Input = L1.dot(W1)
     L2 = 1.0 / (1.0 + np.exp(-L2_Input))
-    Last_Input = L2 @ W2
+    Last_Input = L2.dot(W2)
     Pred = 1.0 / (1.0 + np.exp(-Last_Input))
     Error = Y - Pred
     return Error
@@ -78,15 +78,15 @@ def value_and_grad(W0, W1, W2, X, Y):
     W2 = np.asarray(W2, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    L1_Input = X @ W0
+    L1_Input = X.dot(W0)
     L1_exp = np.exp(-L1_Input)
     L1_add = 1.0 + L1_exp
     L1 = 1.0 / L1_add
-    L2_Input = L1 @ W1
+    L2_Input = L1.dot(W1)
     L2_exp = np.exp(-L2_Input)
     L2_add = 1.0 + L2_exp
     L2 = 1.0 / L2_add
-    Last_Input = L2 @ W2
+    Last_Input = L2.dot(W2)
     Pred_exp = np.exp(-Last_Input)
     Pred_add = 1.0 + Pred_exp
     Pred = 1.0 / Pred_add
@@ -104,8 +104,8 @@ def value_and_grad(W0, W1, W2, X, Y):
     g_Last_Input = -g_Pred_mul
     # examples/notebooks/seed000_two_hidden_forward.py:40: Last_Input = np.dot(L2,W2)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_L2 = g_Last_Input @ W2.T
-    g_W2 = L2.T @ g_Last_Input
+    g_L2 = g_Last_Input.dot(W2.T)
+    g_W2 = L2.T.dot(g_Last_Input)
     # examples/notebooks/seed000_two_hidden_forward.py:39: L2 = sigmoid(L2_Input)
     #   div: da = g / b, db = -g * y / b (reuses y = a / b)
     g_L2_add = -(g_L2 * L2) / L2_add
@@ -115,8 +115,8 @@ def value_and_grad(W0, W1, W2, X, Y):
     g_L2_Input = -g_L2_mul
     # examples/notebooks/seed000_two_hidden_forward.py:38: L2_Input = np.dot(L1,W1)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_L1 = g_L2_Input @ W1.T
-    g_W1 = L1.T @ g_L2_Input
+    g_L1 = g_L2_Input.dot(W1.T)
+    g_W1 = L1.T.dot(g_L2_Input)
     # examples/notebooks/seed000_two_hidden_forward.py:37: L1 = sigmoid(L1_Input)
     #   div: da = g / b, db = -g * y / b (reuses y = a / b)
     g_L1_add = -(g_L1 * L1) / L1_add
@@ -126,7 +126,7 @@ def value_and_grad(W0, W1, W2, X, Y):
     g_L1_Input = -g_L1_mul
     # examples/notebooks/seed000_two_hidden_forward.py:36: L1_Input = np.dot(X,W0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_W0 = X.T @ g_L1_Input
+    g_W0 = X.T.dot(g_L1_Input)
     return Error, {"W0": g_W0, "W1": g_W1, "W2": g_W2}
 
 

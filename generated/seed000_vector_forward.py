@@ -44,7 +44,7 @@ def forward(W0, X, Y):
     W0 = np.asarray(W0, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    Linear = X @ W0
+    Linear = X.dot(W0)
     NonLinear = 1.0 / (1.0 + np.exp(-Linear))
     Error = Y - NonLinear
     return Error
@@ -62,7 +62,7 @@ def value_and_grad(W0, X, Y):
     W0 = np.asarray(W0, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    Linear = X @ W0
+    Linear = X.dot(W0)
     NonLinear_exp = np.exp(-Linear)
     NonLinear_add = 1.0 + NonLinear_exp
     NonLinear = 1.0 / NonLinear_add
@@ -80,7 +80,7 @@ def value_and_grad(W0, X, Y):
     g_Linear = -g_NonLinear_mul
     # examples/notebooks/seed000_vector_forward.py:26: Linear = np.dot(X,W0)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_W0 = X.T @ g_Linear
+    g_W0 = X.T.dot(g_Linear)
     return Error, {"W0": g_W0}
 
 

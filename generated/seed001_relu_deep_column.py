@@ -391,17 +391,17 @@ def forward(
     all_biases_4 = np.asarray(all_biases_4, dtype=np.float64)
     all_biases_5 = np.asarray(all_biases_5, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    all_f_0 = all_biases_0 + all_weights_0 @ net_input
+    all_f_0 = all_biases_0 + all_weights_0.dot(net_input)
     all_h_1 = np.maximum(all_f_0, 0.0)
-    all_f_1 = all_biases_1 + all_weights_1 @ all_h_1
+    all_f_1 = all_biases_1 + all_weights_1.dot(all_h_1)
     all_h_2 = np.maximum(all_f_1, 0.0)
-    all_f_2 = all_biases_2 + all_weights_2 @ all_h_2
+    all_f_2 = all_biases_2 + all_weights_2.dot(all_h_2)
     all_h_3 = np.maximum(all_f_2, 0.0)
-    all_f_3 = all_biases_3 + all_weights_3 @ all_h_3
+    all_f_3 = all_biases_3 + all_weights_3.dot(all_h_3)
     all_h_4 = np.maximum(all_f_3, 0.0)
-    all_f_4 = all_biases_4 + all_weights_4 @ all_h_4
+    all_f_4 = all_biases_4 + all_weights_4.dot(all_h_4)
     all_h_5 = np.maximum(all_f_4, 0.0)
-    all_f_5 = all_biases_5 + all_weights_5 @ all_h_5
+    all_f_5 = all_biases_5 + all_weights_5.dot(all_h_5)
     loss = ((all_f_5 - y) ** 2).reshape(())
     return loss
 
@@ -455,17 +455,17 @@ def value_and_grad(
     all_biases_4 = np.asarray(all_biases_4, dtype=np.float64)
     all_biases_5 = np.asarray(all_biases_5, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    all_f_0 = all_biases_0 + all_weights_0 @ net_input
+    all_f_0 = all_biases_0 + all_weights_0.dot(net_input)
     all_h_1 = np.maximum(all_f_0, 0.0)
-    all_f_1 = all_biases_1 + all_weights_1 @ all_h_1
+    all_f_1 = all_biases_1 + all_weights_1.dot(all_h_1)
     all_h_2 = np.maximum(all_f_1, 0.0)
-    all_f_2 = all_biases_2 + all_weights_2 @ all_h_2
+    all_f_2 = all_biases_2 + all_weights_2.dot(all_h_2)
     all_h_3 = np.maximum(all_f_2, 0.0)
-    all_f_3 = all_biases_3 + all_weights_3 @ all_h_3
+    all_f_3 = all_biases_3 + all_weights_3.dot(all_h_3)
     all_h_4 = np.maximum(all_f_3, 0.0)
-    all_f_4 = all_biases_4 + all_weights_4 @ all_h_4
+    all_f_4 = all_biases_4 + all_weights_4.dot(all_h_4)
     all_h_5 = np.maximum(all_f_4, 0.0)
-    all_f_5 = all_biases_5 + all_weights_5 @ all_h_5
+    all_f_5 = all_biases_5 + all_weights_5.dot(all_h_5)
     loss_sub = all_f_5 - y
     loss = (loss_sub**2).reshape(())
 
@@ -477,43 +477,43 @@ def value_and_grad(
     g_loss_sub = 2.0 * loss_sub
     # examples/notebooks/seed001_relu_deep_column.py:61: all_f[K] = all_biases[K] + np.matmul(all_weights[K], all_h[K])
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_all_weights_5 = g_loss_sub @ all_h_5.T
-    g_all_h_5 = all_weights_5.T @ g_loss_sub
+    g_all_weights_5 = g_loss_sub.dot(all_h_5.T)
+    g_all_h_5 = all_weights_5.T.dot(g_loss_sub)
     # examples/notebooks/seed001_relu_deep_column.py:45 [layer=4]: activation = preactivation.clip(0.0)
     #   maximum: da = g * (a >= b), db = g * (a < b) (ties go to a)
     g_all_f_4 = g_all_h_5 * (all_f_4 >= 0.0)
     # examples/notebooks/seed001_relu_deep_column.py:58 [layer=4]: all_f[layer] = all_biases[layer] + np.matmul(all_weights[layer], all_h[layer]) # (6, 1) + (6, 6) * (6, 1) = (6, 1)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_all_weights_4 = g_all_f_4 @ all_h_4.T
-    g_all_h_4 = all_weights_4.T @ g_all_f_4
+    g_all_weights_4 = g_all_f_4.dot(all_h_4.T)
+    g_all_h_4 = all_weights_4.T.dot(g_all_f_4)
     # examples/notebooks/seed001_relu_deep_column.py:45 [layer=3]: activation = preactivation.clip(0.0)
     #   maximum: da = g * (a >= b), db = g * (a < b) (ties go to a)
     g_all_f_3 = g_all_h_4 * (all_f_3 >= 0.0)
     # examples/notebooks/seed001_relu_deep_column.py:58 [layer=3]: all_f[layer] = all_biases[layer] + np.matmul(all_weights[layer], all_h[layer]) # (6, 1) + (6, 6) * (6, 1) = (6, 1)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_all_weights_3 = g_all_f_3 @ all_h_3.T
-    g_all_h_3 = all_weights_3.T @ g_all_f_3
+    g_all_weights_3 = g_all_f_3.dot(all_h_3.T)
+    g_all_h_3 = all_weights_3.T.dot(g_all_f_3)
     # examples/notebooks/seed001_relu_deep_column.py:45 [layer=2]: activation = preactivation.clip(0.0)
     #   maximum: da = g * (a >= b), db = g * (a < b) (ties go to a)
     g_all_f_2 = g_all_h_3 * (all_f_2 >= 0.0)
     # examples/notebooks/seed001_relu_deep_column.py:58 [layer=2]: all_f[layer] = all_biases[layer] + np.matmul(all_weights[layer], all_h[layer]) # (6, 1) + (6, 6) * (6, 1) = (6, 1)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_all_weights_2 = g_all_f_2 @ all_h_2.T
-    g_all_h_2 = all_weights_2.T @ g_all_f_2
+    g_all_weights_2 = g_all_f_2.dot(all_h_2.T)
+    g_all_h_2 = all_weights_2.T.dot(g_all_f_2)
     # examples/notebooks/seed001_relu_deep_column.py:45 [layer=1]: activation = preactivation.clip(0.0)
     #   maximum: da = g * (a >= b), db = g * (a < b) (ties go to a)
     g_all_f_1 = g_all_h_2 * (all_f_1 >= 0.0)
     # examples/notebooks/seed001_relu_deep_column.py:58 [layer=1]: all_f[layer] = all_biases[layer] + np.matmul(all_weights[layer], all_h[layer]) # (6, 1) + (6, 6) * (6, 1) = (6, 1)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_all_weights_1 = g_all_f_1 @ all_h_1.T
-    g_all_h_1 = all_weights_1.T @ g_all_f_1
+    g_all_weights_1 = g_all_f_1.dot(all_h_1.T)
+    g_all_h_1 = all_weights_1.T.dot(g_all_f_1)
     # examples/notebooks/seed001_relu_deep_column.py:45 [layer=0]: activation = preactivation.clip(0.0)
     #   maximum: da = g * (a >= b), db = g * (a < b) (ties go to a)
     g_all_f_0 = g_all_h_1 * (all_f_0 >= 0.0)
     # examples/notebooks/seed001_relu_deep_column.py:58 [layer=0]: all_f[layer] = all_biases[layer] + np.matmul(all_weights[layer], all_h[layer]) # (6, 1) + (6, 6) * (6, 1) = (6, 1)
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_all_weights_0 = g_all_f_0 @ net_input.T
-    g_net_input = all_weights_0.T @ g_all_f_0
+    g_all_weights_0 = g_all_f_0.dot(net_input.T)
+    g_net_input = all_weights_0.T.dot(g_all_f_0)
     return loss, {
         "net_input": g_net_input,
         "all_weights_0": g_all_weights_0,

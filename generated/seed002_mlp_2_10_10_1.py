@@ -453,9 +453,9 @@ def forward(W1, b1, W2, b2, W3, b3, x, y):
     b3 = np.asarray(b3, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    h1 = 1.0 / (1.0 + np.exp(-(x[0] @ W1.T + b1)))
-    h2 = 1.0 / (1.0 + np.exp(-(h1 @ W2.T + b2)))
-    prediction = h2 @ W3.T + b3
+    h1 = 1.0 / (1.0 + np.exp(-(x[0].dot(W1.T) + b1)))
+    h2 = 1.0 / (1.0 + np.exp(-(h1.dot(W2.T) + b2)))
+    prediction = h2.dot(W3.T) + b3
     loss = ((prediction - y[0]) ** 2).reshape(())
     return loss
 
@@ -483,13 +483,13 @@ def value_and_grad(W1, b1, W2, b2, W3, b3, x, y):
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     h1_slice = x[0]
-    h1_exp = np.exp(-(h1_slice @ W1.T + b1))
+    h1_exp = np.exp(-(h1_slice.dot(W1.T) + b1))
     h1_add_2 = 1.0 + h1_exp
     h1 = 1.0 / h1_add_2
-    h2_exp = np.exp(-(h1 @ W2.T + b2))
+    h2_exp = np.exp(-(h1.dot(W2.T) + b2))
     h2_add_2 = 1.0 + h2_exp
     h2 = 1.0 / h2_add_2
-    prediction = h2 @ W3.T + b3
+    prediction = h2.dot(W3.T) + b3
     loss_sub = prediction - y[0]
     loss = (loss_sub**2).reshape(())
 
@@ -502,8 +502,8 @@ def value_and_grad(W1, b1, W2, b2, W3, b3, x, y):
     # examples/notebooks/seed002_mlp_2_10_10_1.py:43: prediction = net1(x[0], W1, b1, W2, b2, W3, b3)
     #   matmul: da = g @ b.T, db = a.T @ g
     reshape = g_loss_sub.reshape((1, 1))
-    g_h2 = (reshape @ W3).reshape((10,))
-    g_prediction_transpose = h2.reshape((10, 1)) @ reshape
+    g_h2 = reshape.dot(W3).reshape((10,))
+    g_prediction_transpose = h2.reshape((10, 1)).dot(reshape)
     #   transpose: dx = transpose(g, inverse permutation)
     g_W3 = g_prediction_transpose.T
     # examples/notebooks/seed002_mlp_2_10_10_1.py:34: h2 = sigmoid(linear(h1, W2, b2))
@@ -515,8 +515,8 @@ def value_and_grad(W1, b1, W2, b2, W3, b3, x, y):
     g_h2_add = -g_h2_mul
     #   matmul: da = g @ b.T, db = a.T @ g
     reshape_3 = g_h2_add.reshape((1, 10))
-    g_h1 = (reshape_3 @ W2).reshape((10,))
-    g_h2_transpose = h1.reshape((10, 1)) @ reshape_3
+    g_h1 = reshape_3.dot(W2).reshape((10,))
+    g_h2_transpose = h1.reshape((10, 1)).dot(reshape_3)
     #   transpose: dx = transpose(g, inverse permutation)
     g_W2 = g_h2_transpose.T
     del g_h2_transpose
@@ -528,7 +528,7 @@ def value_and_grad(W1, b1, W2, b2, W3, b3, x, y):
     #   neg: dx = -g
     g_h1_add = -g_h1_mul
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h1_transpose = h1_slice.reshape((2, 1)) @ g_h1_add.reshape((1, 10))
+    g_h1_transpose = h1_slice.reshape((2, 1)).dot(g_h1_add.reshape((1, 10)))
     #   transpose: dx = transpose(g, inverse permutation)
     g_W1 = g_h1_transpose.T
     return loss, {

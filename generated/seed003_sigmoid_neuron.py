@@ -47,7 +47,7 @@ def forward(x, W1, b1):
     x = np.asarray(x, dtype=np.float64)
     W1 = np.asarray(W1, dtype=np.float64)
     b1 = np.asarray(b1, dtype=np.float64)
-    layer1z = W1 @ x + b1
+    layer1z = W1.dot(x) + b1
     layer1a = 1.0 / (1.0 + np.exp(-layer1z))
     return layer1a
 
@@ -64,7 +64,7 @@ def value_and_grad(x, W1, b1):
     x = np.asarray(x, dtype=np.float64)
     W1 = np.asarray(W1, dtype=np.float64)
     b1 = np.asarray(b1, dtype=np.float64)
-    layer1z = W1 @ x + b1
+    layer1z = W1.dot(x) + b1
     layer1a_exp = np.exp(-layer1z)
     layer1a_add = 1.0 + layer1a_exp
     layer1a = 1.0 / layer1a_add
@@ -83,8 +83,8 @@ def value_and_grad(x, W1, b1):
     #   add: da = g, db = g (summed over broadcast axes)
     g_b1 = g_layer1z.reshape((1,))
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_W1 = g_layer1z @ x.T
-    g_x = W1.T @ g_layer1z
+    g_W1 = g_layer1z.dot(x.T)
+    g_x = W1.T.dot(g_layer1z)
     return layer1a, {"x": g_x, "W1": g_W1, "b1": g_b1}
 
 

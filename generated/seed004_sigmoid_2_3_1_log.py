@@ -53,8 +53,8 @@ def forward(X0, W1, beta1, W2, beta2):
     beta1 = np.asarray(beta1, dtype=np.float64)
     W2 = np.asarray(W2, dtype=np.float64)
     beta2 = np.asarray(beta2, dtype=np.float64)
-    X_1 = 1.0 / (1.0 + np.exp(-(W1 @ X0 + beta1)))
-    X_2 = 1.0 / (1.0 + np.exp(-(W2 @ X_1 + beta2)))
+    X_1 = 1.0 / (1.0 + np.exp(-(W1.dot(X0) + beta1)))
+    X_2 = 1.0 / (1.0 + np.exp(-(W2.dot(X_1) + beta2)))
     l = np.log(X_2)
     return l
 
@@ -75,10 +75,10 @@ def value_and_grad(X0, W1, beta1, W2, beta2):
     beta1 = np.asarray(beta1, dtype=np.float64)
     W2 = np.asarray(W2, dtype=np.float64)
     beta2 = np.asarray(beta2, dtype=np.float64)
-    X_1_exp = np.exp(-(W1 @ X0 + beta1))
+    X_1_exp = np.exp(-(W1.dot(X0) + beta1))
     X_1_add_2 = 1.0 + X_1_exp
     X_1 = 1.0 / X_1_add_2
-    X_2_exp = np.exp(-(W2 @ X_1 + beta2))
+    X_2_exp = np.exp(-(W2.dot(X_1) + beta2))
     X_2_add_2 = 1.0 + X_2_exp
     X_2 = 1.0 / X_2_add_2
     l = np.log(X_2)
@@ -97,8 +97,8 @@ def value_and_grad(X0, W1, beta1, W2, beta2):
     #   neg: dx = -g
     g_X_2_add = -g_X_2_mul
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_W2 = g_X_2_add @ X_1.T
-    g_X_1 = W2.T @ g_X_2_add
+    g_W2 = g_X_2_add.dot(X_1.T)
+    g_X_1 = W2.T.dot(g_X_2_add)
     # examples/notebooks/seed004_sigmoid_2_3_1_log.py:59 [i=1]: X[i] = activation(linear(W[i],X[i-1],beta[i]))
     #   div: da = g / b, db = -g * y / b (reuses y = a / b)
     g_X_1_add_2 = -(g_X_1 * X_1) / X_1_add_2
@@ -107,8 +107,8 @@ def value_and_grad(X0, W1, beta1, W2, beta2):
     #   neg: dx = -g
     g_X_1_add = -g_X_1_mul
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_W1 = g_X_1_add @ X0.T
-    g_X0 = W1.T @ g_X_1_add
+    g_W1 = g_X_1_add.dot(X0.T)
+    g_X0 = W1.T.dot(g_X_1_add)
     return l, {
         "X0": g_X0,
         "W1": g_W1,

@@ -56,8 +56,8 @@ def forward(W1, beta1, W2, beta2, X0):
     W2 = np.asarray(W2, dtype=np.float64)
     beta2 = np.asarray(beta2, dtype=np.float64)
     X0 = np.asarray(X0, dtype=np.float64)
-    X1 = np.exp(-np.logaddexp(0.0, -(W1 @ X0 + beta1)))
-    X2 = np.exp(-np.logaddexp(0.0, -(W2 @ X1 + beta2)))
+    X1 = np.exp(-np.logaddexp(0.0, -(W1.dot(X0) + beta1)))
+    X2 = np.exp(-np.logaddexp(0.0, -(W2.dot(X1) + beta2)))
     l = np.log(X2)
     return l
 
@@ -78,8 +78,8 @@ def value_and_grad(W1, beta1, W2, beta2, X0):
     W2 = np.asarray(W2, dtype=np.float64)
     beta2 = np.asarray(beta2, dtype=np.float64)
     X0 = np.asarray(X0, dtype=np.float64)
-    X1 = np.exp(-np.logaddexp(0.0, -(W1 @ X0 + beta1)))
-    X2 = np.exp(-np.logaddexp(0.0, -(W2 @ X1 + beta2)))
+    X1 = np.exp(-np.logaddexp(0.0, -(W1.dot(X0) + beta1)))
+    X2 = np.exp(-np.logaddexp(0.0, -(W2.dot(X1) + beta2)))
     l = np.log(X2)
 
     # Backward pass: the chain rule, from the loss back to the inputs.
@@ -92,14 +92,14 @@ def value_and_grad(W1, beta1, W2, beta2, X0):
     #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
     g_X2_add = g_X2 * (X2 * (1.0 - X2))
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_W2 = g_X2_add @ X1.T
-    g_X1 = W2.T @ g_X2_add
+    g_W2 = g_X2_add.dot(X1.T)
+    g_X1 = W2.T.dot(g_X2_add)
     # nodes[0]: X1 = sigmoid(W1 @ X0 + beta1)
     #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
     g_X1_add = g_X1 * (X1 * (1.0 - X1))
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_W1 = g_X1_add @ X0.T
-    g_X0 = W1.T @ g_X1_add
+    g_W1 = g_X1_add.dot(X0.T)
+    g_X0 = W1.T.dot(g_X1_add)
     return l, {
         "W1": g_W1,
         "beta1": g_X1_add,

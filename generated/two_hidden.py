@@ -55,9 +55,9 @@ def forward(W0, W1, W2, X, Y):
     W2 = np.asarray(W2, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    l1 = np.exp(-np.logaddexp(0.0, -(X @ W0)))
-    l2 = np.exp(-np.logaddexp(0.0, -(l1 @ W1)))
-    l3 = np.exp(-np.logaddexp(0.0, -(l2 @ W2)))
+    l1 = np.exp(-np.logaddexp(0.0, -X.dot(W0)))
+    l2 = np.exp(-np.logaddexp(0.0, -l1.dot(W1)))
+    l3 = np.exp(-np.logaddexp(0.0, -l2.dot(W2)))
     Error = Y - l3
     return Error, {"l3": l3}
 
@@ -78,9 +78,9 @@ def value_and_grad(W0, W1, W2, X, Y):
     W2 = np.asarray(W2, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    l1 = np.exp(-np.logaddexp(0.0, -(X @ W0)))
-    l2 = np.exp(-np.logaddexp(0.0, -(l1 @ W1)))
-    l3 = np.exp(-np.logaddexp(0.0, -(l2 @ W2)))
+    l1 = np.exp(-np.logaddexp(0.0, -X.dot(W0)))
+    l2 = np.exp(-np.logaddexp(0.0, -l1.dot(W1)))
+    l3 = np.exp(-np.logaddexp(0.0, -l2.dot(W2)))
     Error = Y - l3
 
     # Backward pass: the chain rule, from the loss back to the inputs.
@@ -90,19 +90,19 @@ def value_and_grad(W0, W1, W2, X, Y):
     #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
     g_l3_matmul = -(l3 * (1.0 - l3))
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_l2 = g_l3_matmul @ W2.T
-    g_W2 = l2.T @ g_l3_matmul
+    g_l2 = g_l3_matmul.dot(W2.T)
+    g_W2 = l2.T.dot(g_l3_matmul)
     # nodes[1]: l2 = sigmoid(l1 @ W1)
     #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
     g_l2_matmul = g_l2 * (l2 * (1.0 - l2))
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_l1 = g_l2_matmul @ W1.T
-    g_W1 = l1.T @ g_l2_matmul
+    g_l1 = g_l2_matmul.dot(W1.T)
+    g_W1 = l1.T.dot(g_l2_matmul)
     # nodes[0]: l1 = sigmoid(X @ W0)
     #   sigmoid: dx = g * y * (1 - y) (reuses y = sigmoid(x))
     g_l1_matmul = g_l1 * (l1 * (1.0 - l1))
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_W0 = X.T @ g_l1_matmul
+    g_W0 = X.T.dot(g_l1_matmul)
     return Error, {"W0": g_W0, "W1": g_W1, "W2": g_W2}
 
 

@@ -81,10 +81,11 @@ def test_explain_sigmoid_2_3_1_shows_the_two_layer_chain():
     assert "d l/d W1 = d l/d X2 · d X2/d X1 · d X1/d W1" in out
     # one step per statement, named after the generated code's gradient variables
     assert "  # X2 = sigmoid(W2 @ X1 + beta2)\n" in out
-    assert "  g_X1 = W2.T @ (g_X2 * (X2 * (1.0 - X2)))\n" in out
-    assert "  #   add, at W1 @ X0 + beta1: da = g, db = g" in out  # a temporary: by its expression
+    # (a product of 2-D operands is spelled a.dot(b): the same as a @ b, cheaper)
+    assert "  g_X1 = W2.T.dot(g_X2 * (X2 * (1.0 - X2)))\n" in out
+    assert "  #   add, at W1.dot(X0) + beta1: da = g, db = g" in out  # a temporary: by its expression
     assert out.count("sigmoid: dx = g * y * (1 - y)") == 2  # both layers, in the path
-    assert "g_W1 = g_X1_add @ X0.T" in r.output  # the generated line, quoted after it
+    assert "g_W1 = g_X1_add.dot(X0.T)" in r.output  # the generated line, quoted after it
 
 
 def _temporaries(c) -> set[str]:

@@ -126,14 +126,14 @@ def forward(w1, b1, w2, b2, w3, b3, x, y):
     b3 = np.asarray(b3, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     y = _bpc_labels(y, "y", 10)
-    z1 = x @ w1 + b1
+    z1 = x.dot(w1) + b1
     h1 = np.maximum(z1, 0.0)
     del z1
-    z2 = h1 @ w2 + b2
+    z2 = h1.dot(w2) + b2
     del h1
     h2 = np.maximum(z2, 0.0)
     del z2
-    prediction = h2 @ w3 + b3
+    prediction = h2.dot(w3) + b3
     del h2
     loss_sub = prediction - prediction.max(axis=-1, keepdims=True)
     del prediction
@@ -182,13 +182,13 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y, out=None):
             ("b3", (10,)),
         ),
     )
-    z1 = x @ w1 + b1
+    z1 = x.dot(w1) + b1
     h1 = np.maximum(z1, 0.0)
     del z1
-    z2 = h1 @ w2 + b2
+    z2 = h1.dot(w2) + b2
     h2 = np.maximum(z2, 0.0)
     del z2
-    prediction = h2 @ w3 + b3
+    prediction = h2.dot(w3) + b3
     loss_one_hot = np.eye(10)[y.astype(np.intp)]
     loss_sub = prediction - prediction.max(axis=-1, keepdims=True)
     del prediction
@@ -223,7 +223,7 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y, out=None):
     #   add: da = g, db = g (summed over broadcast axes)
     g_loss_sub.sum(axis=0, out=out["b3"])
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h2 = g_loss_sub @ w3.T
+    g_h2 = g_loss_sub.dot(w3.T)
     np.matmul(h2.T, g_loss_sub, out=out["w3"])
     del g_loss_sub
     # mlp (layer 2 activation): h2 = relu(z2)
@@ -234,7 +234,7 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y, out=None):
     #   add: da = g, db = g (summed over broadcast axes)
     g_z2.sum(axis=0, out=out["b2"])
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h1 = g_z2 @ w2.T
+    g_h1 = g_z2.dot(w2.T)
     np.matmul(h1.T, g_z2, out=out["w2"])
     del g_z2
     # mlp (layer 1 activation): h1 = relu(z1)

@@ -268,11 +268,11 @@ def forward(
     net_4_bias = np.asarray(net_4_bias, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
-    linear = x @ net_0_weight.T + net_0_bias
+    linear = x.dot(net_0_weight.T) + net_0_bias
     sigmoid = np.exp(-np.logaddexp(0.0, -linear))
-    linear_1 = sigmoid @ net_2_weight.T + net_2_bias
+    linear_1 = sigmoid.dot(net_2_weight.T) + net_2_bias
     sigmoid_1 = np.exp(-np.logaddexp(0.0, -linear_1))
-    prediction = sigmoid_1 @ net_4_weight.T + net_4_bias
+    prediction = sigmoid_1.dot(net_4_weight.T) + net_4_bias
     loss = ((prediction - target) ** 2).reshape(())
     return loss, {"prediction": prediction}
 
@@ -308,11 +308,11 @@ def value_and_grad(
     net_4_bias = np.asarray(net_4_bias, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
-    linear = x @ net_0_weight.T + net_0_bias
+    linear = x.dot(net_0_weight.T) + net_0_bias
     sigmoid = np.exp(-np.logaddexp(0.0, -linear))
-    linear_1 = sigmoid @ net_2_weight.T + net_2_bias
+    linear_1 = sigmoid.dot(net_2_weight.T) + net_2_bias
     sigmoid_1 = np.exp(-np.logaddexp(0.0, -linear_1))
-    prediction = sigmoid_1 @ net_4_weight.T + net_4_bias
+    prediction = sigmoid_1.dot(net_4_weight.T) + net_4_bias
     loss_sub = prediction - target
     loss = (loss_sub**2).reshape(())
 
@@ -326,8 +326,8 @@ def value_and_grad(
     #   add: da = g, db = g (summed over broadcast axes)
     g_net_4_bias = g_loss_sub.reshape((1,))
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_sigmoid_1 = g_loss_sub @ net_4_weight
-    g_prediction_transpose = sigmoid_1.T @ g_loss_sub
+    g_sigmoid_1 = g_loss_sub.dot(net_4_weight)
+    g_prediction_transpose = sigmoid_1.T.dot(g_loss_sub)
     #   transpose: dx = transpose(g, inverse permutation)
     g_net_4_weight = g_prediction_transpose.T
     # nodes[3]: sigmoid_1 = sigmoid(linear_1) # ONNX Sigmoid 'node_sigmoid_1'
@@ -337,8 +337,8 @@ def value_and_grad(
     #   add: da = g, db = g (summed over broadcast axes)
     g_net_2_bias = g_linear_1.reshape((10,))
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_sigmoid = g_linear_1 @ net_2_weight
-    g_linear_1_transpose = sigmoid.T @ g_linear_1
+    g_sigmoid = g_linear_1.dot(net_2_weight)
+    g_linear_1_transpose = sigmoid.T.dot(g_linear_1)
     #   transpose: dx = transpose(g, inverse permutation)
     g_net_2_weight = g_linear_1_transpose.T
     del g_linear_1_transpose
@@ -349,7 +349,7 @@ def value_and_grad(
     #   add: da = g, db = g (summed over broadcast axes)
     g_net_0_bias = g_linear.reshape((10,))
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_linear_transpose = x.T @ g_linear
+    g_linear_transpose = x.T.dot(g_linear)
     #   transpose: dx = transpose(g, inverse permutation)
     g_net_0_weight = g_linear_transpose.T
     return loss, {
