@@ -516,7 +516,7 @@ class _BufferedEmitter(_Emitter):
         if n in self.slot_of:
             a = self.in_place.get(n)
             buf = E.name(self.names[a]) if a is not None else slot_item(self.slot_of[n])
-            got = with_out(e, buf, fresh=True)
+            got = with_out(e, buf)
             if got is not None:
                 return got
             # no out= form after all: an ordinary allocation, and no buffer
@@ -859,8 +859,8 @@ def generate(p: Program, opts: CodegenOptions | None = None) -> str:
                 head_lines.append(f"out = _bpc_out(out, {ws.keyed_shapes_literal(items)})")
                 fargs = fargs + ["out=None"]
                 doc += [
-                    "    out: None, or a dict of arrays (one per name in WRT, of its shape and",
-                    "        the compile dtype) to write the gradients into and return as grads",
+                    "    out: None, or a dict of C-contiguous arrays (one per name in WRT, of its",
+                    "        shape and the compile dtype) to write the gradients into and return",
                 ]
             body = entry_casts + unpack + head_lines + lines
             body.append(_return(p, entry, names, opts.target, out=bool(grads)))

@@ -68,10 +68,12 @@ ELEMENTWISE = frozenset(
 OUT_OPS = ELEMENTWISE | {"matmul", "sum", "mean", "max", "min", "sum_to"}
 
 
-def with_out(e: E, out: E, fresh: bool = False) -> E | None:
+def with_out(e: E, out: E) -> E | None:
     """``e`` computed into ``out`` with one NumPy call, or None when the outermost
     operation of ``e`` has no ``out=`` form (a reshape, an indexing, a where).
-    ``fresh``: ``out`` is a workspace array (C-contiguous, the compile dtype)."""
+    ``out`` is C-contiguous, of the compile dtype and ``e``'s shape (a workspace
+    array, or a caller's array ``_bpc_out`` has checked): ``a.dot(b, out=...)``
+    accepts nothing else."""
     node = e.node
     kw = [ast.keyword("out", out.node)]
     if isinstance(node, ast.BinOp):
@@ -96,9 +98,7 @@ def with_out(e: E, out: E, fresh: bool = False) -> E | None:
         elif f.attr in OUT_METHODS:
             return E(ast.Call(f, list(node.args), list(node.keywords) + kw), e.shape)
         elif f.attr == "dot" and len(node.args) == 1 and not node.keywords:
-            if fresh:  # dot's out= must be C-contiguous, of the exact dtype: a workspace array
-                return E(ast.Call(f, list(node.args), kw), e.shape)
-            fn, args = "matmul", [f.value, node.args[0]]  # the caller's array: matmul takes any
+            return E(ast.Call(f, list(node.args), kw), e.shape)
         else:
             return None
     else:
@@ -148,16 +148,19 @@ WORKSPACE_TEMPLATE = '''def _bpc_workspace(entry, shapes):
 
 OUT_TEMPLATE = '''def _bpc_out(out, shapes):
     """The arrays value_and_grad writes the gradients into: new ones, or the
-    caller's `out` (a dict of writable float64 arrays, one per name in WRT, of
-    the name's shape, overlapping no argument of the call).
+    caller's `out` (a dict of writable C-contiguous float64 arrays, one per name
+    in WRT, of the name's shape, overlapping no argument of the call).
     """
     if out is None:
         return {k: np.empty(s, dtype=np.float64) for k, s in shapes}
     f = np.dtype(np.float64)
     for k, s in shapes:
         a = out[k]
-        if a.shape != s or (a.dtype is not f and a.dtype != f):
-            raise ValueError(f"out[{k!r}]: expected a float64 array of shape {s}")
+        ok = a.shape == s and (a.dtype is f or a.dtype == f)
+        if not ok or not a.flags.c_contiguous:
+            raise ValueError(
+                f"out[{k!r}]: expected a C-contiguous float64 array of shape {s}"
+            )
     return out'''
 
 

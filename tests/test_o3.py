@@ -113,10 +113,12 @@ def test_default_level_allocates_the_intermediates_o3_does_not():
 @pytest.mark.parametrize(
     "bad, expected",
     [
-        (lambda a: a[:, :1], "out['w1']: expected a float64 array of shape (32, 32)"),
-        (lambda a: a.astype(np.float32), "out['w1']: expected a float64 array of shape (32, 32)"),
+        (lambda a: a[:, :1], "out['w1']: expected a C-contiguous float64 array of shape (32, 32)"),
+        (lambda a: a.astype(np.float32), "out['w1']: expected a C-contiguous float64 array of shape (32, 32)"),
+        (lambda a: np.asfortranarray(a), "out['w1']: expected a C-contiguous float64 array of shape (32, 32)"),
+        (lambda a: np.zeros((32, 64))[:, ::2], "out['w1']: expected a C-contiguous float64 array of shape (32, 32)"),
     ],
-    ids=["shape", "dtype"],
+    ids=["shape", "dtype", "fortran", "strided"],
 )
 def test_out_is_checked(bad, expected):
     _, m = _o3("examples/deep_tanh.json")
@@ -186,5 +188,15 @@ def test_float32_o3():
     for w in m.WRT:
         assert grads[w].dtype == np.float32
         np.testing.assert_allclose(grads[w], rg[w], rtol=2e-3, atol=1e-5)
-    with pytest.raises(ValueError, match="float32 array"):
+    with pytest.raises(ValueError, match="C-contiguous float32 array"):
         m.value_and_grad(**arrays, out={w: np.zeros(np.shape(g)) for w, g in grads.items()})
+
+
+@pytest.mark.parametrize("dtype", ["f64", "f32"])
+def test_templates_are_black_stable(dtype):
+    import black
+
+    from bpc.compiler.workspace import workspace_templates
+
+    for name, text in workspace_templates(dtype).items():
+        assert black.format_str(text + "\n", mode=black.Mode()) == text + "\n", name

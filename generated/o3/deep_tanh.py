@@ -110,16 +110,19 @@ def _bpc_workspace(entry, shapes):
 
 def _bpc_out(out, shapes):
     """The arrays value_and_grad writes the gradients into: new ones, or the
-    caller's `out` (a dict of writable float64 arrays, one per name in WRT, of
-    the name's shape, overlapping no argument of the call).
+    caller's `out` (a dict of writable C-contiguous float64 arrays, one per name
+    in WRT, of the name's shape, overlapping no argument of the call).
     """
     if out is None:
         return {k: np.empty(s, dtype=np.float64) for k, s in shapes}
     f = np.dtype(np.float64)
     for k, s in shapes:
         a = out[k]
-        if a.shape != s or (a.dtype is not f and a.dtype != f):
-            raise ValueError(f"out[{k!r}]: expected a float64 array of shape {s}")
+        ok = a.shape == s and (a.dtype is f or a.dtype == f)
+        if not ok or not a.flags.c_contiguous:
+            raise ValueError(
+                f"out[{k!r}]: expected a C-contiguous float64 array of shape {s}"
+            )
     return out
 
 
@@ -247,8 +250,8 @@ def value_and_grad(
         b9: array of shape (1,)
         x: array of shape (16, 32)
         y: array of shape (16, 1)
-        out: None, or a dict of arrays (one per name in WRT, of its shape and
-            the compile dtype) to write the gradients into and return as grads
+        out: None, or a dict of C-contiguous arrays (one per name in WRT, of its
+            shape and the compile dtype) to write the gradients into and return
     """
     # Compute in float64, whatever arrays (ints, lists) come in.
     w1 = np.asarray(w1, dtype=np.float64)
@@ -347,7 +350,7 @@ def value_and_grad(
     g_loss_sub.sum(axis=0, out=out["b9"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h8 = g_loss_sub.dot(w9.T, out=_bpc_ws[8])
-    np.matmul(h8.T, g_loss_sub, out=out["w9"])
+    h8.T.dot(g_loss_sub, out=out["w9"])
     # mlp (layer 8 activation): h8 = tanh(z8)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
     mul = np.multiply(h8, h8, out=h8)
@@ -358,7 +361,7 @@ def value_and_grad(
     g_z8.sum(axis=0, out=out["b8"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h7 = g_z8.dot(w8.T, out=_bpc_ws[7])
-    np.matmul(h7.T, g_z8, out=out["w8"])
+    h7.T.dot(g_z8, out=out["w8"])
     # mlp (layer 7 activation): h7 = tanh(z7)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
     mul_2 = np.multiply(h7, h7, out=h7)
@@ -369,7 +372,7 @@ def value_and_grad(
     g_z7.sum(axis=0, out=out["b7"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h6 = g_z7.dot(w7.T, out=_bpc_ws[6])
-    np.matmul(h6.T, g_z7, out=out["w7"])
+    h6.T.dot(g_z7, out=out["w7"])
     # mlp (layer 6 activation): h6 = tanh(z6)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
     mul_3 = np.multiply(h6, h6, out=h6)
@@ -380,7 +383,7 @@ def value_and_grad(
     g_z6.sum(axis=0, out=out["b6"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h5 = g_z6.dot(w6.T, out=_bpc_ws[5])
-    np.matmul(h5.T, g_z6, out=out["w6"])
+    h5.T.dot(g_z6, out=out["w6"])
     # mlp (layer 5 activation): h5 = tanh(z5)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
     mul_4 = np.multiply(h5, h5, out=h5)
@@ -391,7 +394,7 @@ def value_and_grad(
     g_z5.sum(axis=0, out=out["b5"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h4 = g_z5.dot(w5.T, out=_bpc_ws[4])
-    np.matmul(h4.T, g_z5, out=out["w5"])
+    h4.T.dot(g_z5, out=out["w5"])
     # mlp (layer 4 activation): h4 = tanh(z4)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
     mul_5 = np.multiply(h4, h4, out=h4)
@@ -402,7 +405,7 @@ def value_and_grad(
     g_z4.sum(axis=0, out=out["b4"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h3 = g_z4.dot(w4.T, out=_bpc_ws[3])
-    np.matmul(h3.T, g_z4, out=out["w4"])
+    h3.T.dot(g_z4, out=out["w4"])
     # mlp (layer 3 activation): h3 = tanh(z3)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
     mul_6 = np.multiply(h3, h3, out=h3)
@@ -413,7 +416,7 @@ def value_and_grad(
     g_z3.sum(axis=0, out=out["b3"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h2 = g_z3.dot(w3.T, out=_bpc_ws[2])
-    np.matmul(h2.T, g_z3, out=out["w3"])
+    h2.T.dot(g_z3, out=out["w3"])
     # mlp (layer 2 activation): h2 = tanh(z2)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
     mul_7 = np.multiply(h2, h2, out=h2)
@@ -424,7 +427,7 @@ def value_and_grad(
     g_z2.sum(axis=0, out=out["b2"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h1 = g_z2.dot(w2.T, out=_bpc_ws[1])
-    np.matmul(h1.T, g_z2, out=out["w2"])
+    h1.T.dot(g_z2, out=out["w2"])
     # mlp (layer 1 activation): h1 = tanh(z1)
     #   tanh: dx = g * (1 - y**2) (reuses y = tanh(x))
     mul_8 = np.multiply(h1, h1, out=h1)
@@ -434,7 +437,7 @@ def value_and_grad(
     #   add: da = g, db = g (summed over broadcast axes)
     g_z1.sum(axis=0, out=out["b1"])
     #   matmul: da = g @ b.T, db = a.T @ g
-    np.matmul(x.T, g_z1, out=out["w1"])
+    x.T.dot(g_z1, out=out["w1"])
     return loss, out
 
 

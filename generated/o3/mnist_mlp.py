@@ -91,16 +91,19 @@ def _bpc_workspace(entry, shapes):
 
 def _bpc_out(out, shapes):
     """The arrays value_and_grad writes the gradients into: new ones, or the
-    caller's `out` (a dict of writable float64 arrays, one per name in WRT, of
-    the name's shape, overlapping no argument of the call).
+    caller's `out` (a dict of writable C-contiguous float64 arrays, one per name
+    in WRT, of the name's shape, overlapping no argument of the call).
     """
     if out is None:
         return {k: np.empty(s, dtype=np.float64) for k, s in shapes}
     f = np.dtype(np.float64)
     for k, s in shapes:
         a = out[k]
-        if a.shape != s or (a.dtype is not f and a.dtype != f):
-            raise ValueError(f"out[{k!r}]: expected a float64 array of shape {s}")
+        ok = a.shape == s and (a.dtype is f or a.dtype == f)
+        if not ok or not a.flags.c_contiguous:
+            raise ValueError(
+                f"out[{k!r}]: expected a C-contiguous float64 array of shape {s}"
+            )
     return out
 
 
@@ -159,8 +162,8 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y, out=None):
         b3: array of shape (10,)
         x: array of shape ('batch', 784)
         y: array of shape ('batch',)
-        out: None, or a dict of arrays (one per name in WRT, of its shape and
-            the compile dtype) to write the gradients into and return as grads
+        out: None, or a dict of C-contiguous arrays (one per name in WRT, of its
+            shape and the compile dtype) to write the gradients into and return
     """
     # Compute in float64, whatever arrays (ints, lists) come in.
     w1 = np.asarray(w1, dtype=np.float64)
@@ -224,7 +227,7 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y, out=None):
     g_loss_sub.sum(axis=0, out=out["b3"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h2 = g_loss_sub.dot(w3.T)
-    np.matmul(h2.T, g_loss_sub, out=out["w3"])
+    h2.T.dot(g_loss_sub, out=out["w3"])
     del g_loss_sub
     # mlp (layer 2 activation): h2 = relu(z2)
     #   relu: dx = g * (y > 0) (subgradient 0 at x = 0)
@@ -235,7 +238,7 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y, out=None):
     g_z2.sum(axis=0, out=out["b2"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h1 = g_z2.dot(w2.T)
-    np.matmul(h1.T, g_z2, out=out["w2"])
+    h1.T.dot(g_z2, out=out["w2"])
     del g_z2
     # mlp (layer 1 activation): h1 = relu(z1)
     #   relu: dx = g * (y > 0) (subgradient 0 at x = 0)
@@ -245,7 +248,7 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y, out=None):
     #   add: da = g, db = g (summed over broadcast axes)
     g_z1.sum(axis=0, out=out["b1"])
     #   matmul: da = g @ b.T, db = a.T @ g
-    np.matmul(x.T, g_z1, out=out["w1"])
+    x.T.dot(g_z1, out=out["w1"])
     del g_z1
     return loss, out
 
