@@ -395,8 +395,11 @@ class _BufferedEmitter(_Emitter):
     def __init__(self, g: Graph, roots: list[str], opts: CodegenOptions, names: dict[str, str], info: ModuleInfo, out_keys=None):
         from .workspace import buffer_candidates
 
+        from .workspace import dim_sources
+
         self.out_keys: dict[str, str] = dict(out_keys or {})  # gradient node -> key of out
         self.candidates: set[str] = set()
+        self.dims = dim_sources(g, names)  # symbolic dim -> its size read off an argument
         super().__init__(g, roots, opts, names, info)
         self.candidates = buffer_candidates(self)
         self._sink()
@@ -853,10 +856,10 @@ def generate(p: Program, opts: CodegenOptions | None = None) -> str:
             lines += [copy_into(k, ws.out_item(out_keys[grads[k]])) for k in extra]  # one value, two names
             head_lines = []
             if em.slots:
-                head_lines.append(f"{ws.WORKSPACE_VAR} = _bpc_workspace({json.dumps(entry.name)}, {ws.shapes_literal(em.slots)})")
+                head_lines.append(f"{ws.WORKSPACE_VAR} = _bpc_workspace({json.dumps(entry.name)}, {ws.shapes_literal(em.slots, em.dims)})")
             if grads:
                 items = [(k, g.shape(node)) for k, node in grads.items()]
-                head_lines.append(f"out = _bpc_out(out, {ws.keyed_shapes_literal(items)})")
+                head_lines.append(f"out = _bpc_out(out, {ws.keyed_shapes_literal(items, em.dims)})")
                 fargs = fargs + ["out=None"]
                 doc += [
                     "    out: None, or a dict of C-contiguous arrays (one per name in WRT, of its",

@@ -6,7 +6,8 @@ statements with ``out=``:
 
 * an intermediate of at least ``BUFFER_MIN`` elements (static shape, float) is
   computed into a **workspace** array, made on an entry point's first call and
-  reused by every later call (``_bpc_workspace``), so a training loop stops
+  reused by every later call of the same sizes (``_bpc_workspace``; a symbolic
+  dim is read off the arguments, ``x.shape[0]``), so a training loop stops
   allocating (and, in a fresh process, page-faulting) per step;
 * a buffer is reused as soon as the value in it is dead: an elementwise op
   writes over an operand that dies there (``h1 = np.tanh(z1, out=z1)``), and a
@@ -19,7 +20,7 @@ statements with ``out=``:
 What never goes into a buffer: params and inputs (never written), values
 returned to the caller and everything they may be a view of (a returned array is
 never a workspace array, so one call cannot change what an earlier one
-returned), values of symbolic shape, and small values (below ``BUFFER_MIN``
+returned), and small values (below ``BUFFER_MIN``
 elements the ``out=`` keyword costs more than the allocation it saves).
 
 Aliasing rules for callers (also in ``docs/performance.md``): the workspace is
@@ -36,7 +37,7 @@ import json
 
 import numpy as np
 
-from .ops.registry import is_static, sum_to_axes
+from .ops.registry import sum_to_axes
 from .targets.numpy import FLOAT_TYPES
 from .targets.pyexpr import E
 from .verify import WORKSPACE_DICT  # noqa: F401 (codegen writes it; the whitelist allows it)
@@ -120,31 +121,44 @@ WORKSPACE_VAR = "_bpc_ws"
 RESERVED = frozenset({"out"})
 
 
-def shapes_literal(shapes) -> str:
-    return _tuple_of([_tuple(s) for s in shapes])
+def dim_sources(g, names: dict[str, str]) -> dict[str, str]:
+    """Each symbolic dim as an argument's size (``x.shape[0]`` for ``"batch"``):
+    the first param or input declared with it."""
+    out: dict[str, str] = {}
+    for a in g.params + g.inputs:
+        for k, d in enumerate(g.shape(a)):
+            if isinstance(d, str) and d not in out:
+                out[d] = f"{names[a]}.shape[{k}]"
+    return out
 
 
-def keyed_shapes_literal(items) -> str:
-    return _tuple_of([f"({json.dumps(k)}, {_tuple(s)})" for k, s in items])
+def shapes_literal(shapes, dims: dict[str, str]) -> str:
+    return _tuple_of([_tuple(s, dims) for s in shapes])
+
+
+def keyed_shapes_literal(items, dims: dict[str, str]) -> str:
+    return _tuple_of([f"({json.dumps(k)}, {_tuple(s, dims)})" for k, s in items])
 
 
 def _tuple_of(items: list[str]) -> str:
     return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
 
-def _tuple(shape) -> str:
-    return _tuple_of([str(int(d)) for d in shape])
+def _tuple(shape, dims: dict[str, str]) -> str:
+    """A shape as a tuple expression: sizes, and symbolic dims read off the arguments."""
+    return _tuple_of([dims[d] if isinstance(d, str) else str(int(d)) for d in shape])
 
 
 WORKSPACE_TEMPLATE = '''def _bpc_workspace(entry, shapes):
     """The scratch arrays of `entry` (bpc -O3): made on its first call, reused
-    by every later one. Nothing returned to the caller lives in them, but two
-    threads calling the same entry point at once would share them.
+    by every later one of the same sizes. Nothing returned to the caller lives
+    in them, but two threads calling one entry point at once would share them.
     """
     ws = _BPC_WORKSPACE.get(entry)
-    if ws is None:
-        ws = _BPC_WORKSPACE[entry] = [np.empty(s, dtype=np.float64) for s in shapes]
-    return ws'''
+    if ws is None or ws[0] != shapes:
+        arrays = [np.empty(s, dtype=np.float64) for s in shapes]
+        ws = _BPC_WORKSPACE[entry] = (shapes, arrays)
+    return ws[1]'''
 
 OUT_TEMPLATE = '''def _bpc_out(out, shapes):
     """The arrays value_and_grad writes the gradients into: new ones, or the
@@ -193,9 +207,11 @@ def buffer_candidates(em) -> set[str]:
         if d["op"] in SOURCES or n in escaping or n in em.out_keys or d["op"] not in OUT_OPS:
             continue
         shape = d["shape"]
-        if d["dtype"] != g.float_dtype or not is_static(shape):
+        if d["dtype"] != g.float_dtype or len(shape) == 0 or not all(x in em.dims for x in shape if isinstance(x, str)):
             continue
-        if int(np.prod(shape)) < BUFFER_MIN or len(shape) == 0:
+        # a symbolic dim counts at its example size (DIMS), else as large
+        size = int(np.prod([x if isinstance(x, int) else em.info.dims.get(x, 1 << 20) for x in shape]))
+        if size < BUFFER_MIN:
             continue
         if d["op"] == "sum_to":  # one reduction (no reshape, which would be a view)
             src = g.shape(g.args(n)[0])

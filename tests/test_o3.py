@@ -200,3 +200,31 @@ def test_templates_are_black_stable(dtype):
 
     for name, text in workspace_templates(dtype).items():
         assert black.format_str(text + "\n", mode=black.Mode()) == text + "\n", name
+
+
+def test_symbolic_batch_workspace_follows_the_argument_sizes():
+    """A symbolic dim is read off the arguments: the workspace is remade when the
+    batch size changes, and a gradient of symbolic shape goes into out= too."""
+    spec = {
+        "params": [{"name": "w", "shape": [8, 8]}],
+        "inputs": [{"name": "x", "shape": ["batch", 8]}],
+        "dims": {"batch": 32},
+        "nodes": ["h = tanh(x @ w)", "loss = sum(h * h)"],
+        "wrt": ["w", "x"],
+        "loss": "loss",
+    }
+    c = compile_text(json.dumps(spec), options=O3)
+    assert "(x.shape[0], 8)" in c.source and "out=_bpc_ws[" in c.source
+    m = load_source(c.source, "symbolic_o3")
+    rng = np.random.default_rng(0)
+    for batch in (32, 32, 5, 70, 32):
+        arrays = {"w": rng.standard_normal((8, 8)), "x": rng.standard_normal((batch, 8))}
+        loss, grads = m.value_and_grad(**arrays)
+        ref_loss, ref_grads = interpreter.value_and_grad(c.joint, arrays)
+        np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
+        for k in ("w", "x"):
+            np.testing.assert_allclose(grads[k], ref_grads[k], rtol=1e-10, atol=1e-12)
+        assert m._BPC_WORKSPACE["value_and_grad"][1][0].shape[0] == batch
+        out = {"w": np.empty((8, 8)), "x": np.empty((batch, 8))}
+        assert m.value_and_grad(**arrays, out=out)[1] is out
+        np.testing.assert_allclose(out["x"], ref_grads["x"], rtol=1e-10, atol=1e-12)

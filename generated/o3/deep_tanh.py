@@ -99,13 +99,14 @@ def example_inputs(seed=0):
 
 def _bpc_workspace(entry, shapes):
     """The scratch arrays of `entry` (bpc -O3): made on its first call, reused
-    by every later one. Nothing returned to the caller lives in them, but two
-    threads calling the same entry point at once would share them.
+    by every later one of the same sizes. Nothing returned to the caller lives
+    in them, but two threads calling one entry point at once would share them.
     """
     ws = _BPC_WORKSPACE.get(entry)
-    if ws is None:
-        ws = _BPC_WORKSPACE[entry] = [np.empty(s, dtype=np.float64) for s in shapes]
-    return ws
+    if ws is None or ws[0] != shapes:
+        arrays = [np.empty(s, dtype=np.float64) for s in shapes]
+        ws = _BPC_WORKSPACE[entry] = (shapes, arrays)
+    return ws[1]
 
 
 def _bpc_out(out, shapes):

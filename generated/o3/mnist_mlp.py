@@ -80,13 +80,14 @@ def _bpc_labels(y, name, classes):
 
 def _bpc_workspace(entry, shapes):
     """The scratch arrays of `entry` (bpc -O3): made on its first call, reused
-    by every later one. Nothing returned to the caller lives in them, but two
-    threads calling the same entry point at once would share them.
+    by every later one of the same sizes. Nothing returned to the caller lives
+    in them, but two threads calling one entry point at once would share them.
     """
     ws = _BPC_WORKSPACE.get(entry)
-    if ws is None:
-        ws = _BPC_WORKSPACE[entry] = [np.empty(s, dtype=np.float64) for s in shapes]
-    return ws
+    if ws is None or ws[0] != shapes:
+        arrays = [np.empty(s, dtype=np.float64) for s in shapes]
+        ws = _BPC_WORKSPACE[entry] = (shapes, arrays)
+    return ws[1]
 
 
 def _bpc_out(out, shapes):
@@ -129,24 +130,35 @@ def forward(w1, b1, w2, b2, w3, b3, x, y):
     b3 = np.asarray(b3, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     y = _bpc_labels(y, "y", 10)
-    z1 = x.dot(w1) + b1
-    h1 = np.maximum(z1, 0.0)
-    del z1
-    z2 = h1.dot(w2) + b2
-    del h1
-    h2 = np.maximum(z2, 0.0)
-    del z2
-    prediction = h2.dot(w3) + b3
-    del h2
-    loss_sub = prediction - prediction.max(axis=-1, keepdims=True)
-    del prediction
-    loss = (
-        -(
-            np.eye(10)[y.astype(np.intp)]
-            * (loss_sub - np.log(np.exp(loss_sub).sum(axis=-1, keepdims=True)))
-        ).sum(axis=-1)
-    ).mean()
-    del loss_sub
+    _bpc_ws = _bpc_workspace(
+        "forward",
+        (
+            (x.shape[0], 256),
+            (x.shape[0], 256),
+            (x.shape[0], 10),
+            (x.shape[0], 1),
+            (x.shape[0], 10),
+            (x.shape[0],),
+        ),
+    )
+    z1_matmul = x.dot(w1, out=_bpc_ws[0])
+    z1 = np.add(z1_matmul, b1, out=z1_matmul)
+    h1 = np.maximum(z1, 0.0, out=z1)
+    z2_matmul = h1.dot(w2, out=_bpc_ws[1])
+    z2 = np.add(z2_matmul, b2, out=z2_matmul)
+    h2 = np.maximum(z2, 0.0, out=z2)
+    prediction_matmul = h2.dot(w3, out=_bpc_ws[2])
+    prediction = np.add(prediction_matmul, b3, out=prediction_matmul)
+    loss_max = prediction.max(axis=-1, keepdims=True, out=_bpc_ws[3])
+    loss_sub = np.subtract(prediction, loss_max, out=prediction)
+    loss_exp = np.exp(loss_sub, out=_bpc_ws[4])
+    loss_sum = loss_exp.sum(axis=-1, keepdims=True, out=_bpc_ws[3])
+    loss_log = np.log(loss_sum, out=loss_sum)
+    loss_sub_2 = np.subtract(loss_sub, loss_log, out=loss_sub)
+    loss_mul = np.multiply(np.eye(10)[y.astype(np.intp)], loss_sub_2, out=loss_sub_2)
+    loss_sum_2 = loss_mul.sum(axis=-1, out=_bpc_ws[5])
+    loss_neg = np.negative(loss_sum_2, out=loss_sum_2)
+    loss = loss_neg.mean()
     return loss
 
 
@@ -174,6 +186,21 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y, out=None):
     b3 = np.asarray(b3, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     y = _bpc_labels(y, "y", 10)
+    _bpc_ws = _bpc_workspace(
+        "value_and_grad",
+        (
+            (x.shape[0], 256),
+            (x.shape[0], 256),
+            (x.shape[0], 10),
+            (x.shape[0], 1),
+            (x.shape[0], 10),
+            (x.shape[0], 1),
+            (x.shape[0],),
+            (x.shape[0],),
+            (x.shape[0], 10),
+            (x.shape[0], 256),
+        ),
+    )
     out = _bpc_out(
         out,
         (
@@ -185,20 +212,24 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y, out=None):
             ("b3", (10,)),
         ),
     )
-    z1 = x.dot(w1) + b1
-    h1 = np.maximum(z1, 0.0)
-    del z1
-    z2 = h1.dot(w2) + b2
-    h2 = np.maximum(z2, 0.0)
-    del z2
-    prediction = h2.dot(w3) + b3
+    z1_matmul = x.dot(w1, out=_bpc_ws[0])
+    z1 = np.add(z1_matmul, b1, out=z1_matmul)
+    h1 = np.maximum(z1, 0.0, out=z1)
+    z2_matmul = h1.dot(w2, out=_bpc_ws[1])
+    z2 = np.add(z2_matmul, b2, out=z2_matmul)
+    h2 = np.maximum(z2, 0.0, out=z2)
+    prediction_matmul = h2.dot(w3, out=_bpc_ws[2])
+    prediction = np.add(prediction_matmul, b3, out=prediction_matmul)
     loss_one_hot = np.eye(10)[y.astype(np.intp)]
-    loss_sub = prediction - prediction.max(axis=-1, keepdims=True)
-    del prediction
-    loss_exp = np.exp(loss_sub)
-    loss_sum = loss_exp.sum(axis=-1, keepdims=True)
-    loss_neg = -(loss_one_hot * (loss_sub - np.log(loss_sum))).sum(axis=-1)
-    del loss_sub
+    loss_max = prediction.max(axis=-1, keepdims=True, out=_bpc_ws[3])
+    loss_sub = np.subtract(prediction, loss_max, out=prediction)
+    loss_exp = np.exp(loss_sub, out=_bpc_ws[4])
+    loss_sum = loss_exp.sum(axis=-1, keepdims=True, out=_bpc_ws[3])
+    loss_log = np.log(loss_sum, out=_bpc_ws[5])
+    loss_sub_2 = np.subtract(loss_sub, loss_log, out=loss_sub)
+    loss_mul = np.multiply(loss_one_hot, loss_sub_2, out=loss_sub_2)
+    loss_sum_2 = loss_mul.sum(axis=-1, out=_bpc_ws[6])
+    loss_neg = np.negative(loss_sum_2, out=loss_sum_2)
     loss = loss_neg.mean()
 
     # Backward pass: the chain rule, from the loss back to the inputs.
@@ -207,49 +238,46 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y, out=None):
     # mlp (loss): loss = softmax_cross_entropy(prediction, y)
     #   mean: dx = g / n broadcast back over the n averaged elements
     g_loss_neg = np.broadcast_to(1.0 / loss_neg.shape[0], loss_neg.shape)
-    del loss_neg
     #   neg: dx = -g
-    g_loss_sum_2 = -g_loss_neg
+    g_loss_sum_2 = np.negative(g_loss_neg, out=_bpc_ws[7])
     del g_loss_neg
     #   mul: da = g * b, db = g * a
-    g_loss_sub_2 = g_loss_sum_2.reshape((-1, 1)) * loss_one_hot
-    del loss_one_hot, g_loss_sum_2
+    g_loss_sub_2 = np.multiply(
+        g_loss_sum_2.reshape((-1, 1)), loss_one_hot, out=_bpc_ws[2]
+    )
+    del loss_one_hot
     #   sub: da = g, db = -g
-    g_loss_log = (-g_loss_sub_2).sum(axis=1, keepdims=True)
+    neg = np.negative(g_loss_sub_2, out=_bpc_ws[8])
+    g_loss_log = neg.sum(axis=1, keepdims=True, out=_bpc_ws[5])
     #   log: dx = g / x
-    g_loss_sum = g_loss_log / loss_sum
-    del loss_sum, g_loss_log
+    g_loss_sum = np.divide(g_loss_log, loss_sum, out=g_loss_log)
+    #   exp: dx = g * y (reuses y = exp(x))
+    mul = np.multiply(g_loss_sum, loss_exp, out=loss_exp)
     #   sub: da = g, db = -g
-    g_loss_sub = g_loss_sub_2 + g_loss_sum * loss_exp
-    del loss_exp, g_loss_sub_2, g_loss_sum
+    g_loss_sub = np.add(g_loss_sub_2, mul, out=_bpc_ws[8])
     # mlp (layer 3): prediction = h2 @ w3 + b3
     #   add: da = g, db = g (summed over broadcast axes)
     g_loss_sub.sum(axis=0, out=out["b3"])
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h2 = g_loss_sub.dot(w3.T)
+    g_h2 = g_loss_sub.dot(w3.T, out=_bpc_ws[9])
     h2.T.dot(g_loss_sub, out=out["w3"])
-    del g_loss_sub
     # mlp (layer 2 activation): h2 = relu(z2)
     #   relu: dx = g * (y > 0) (subgradient 0 at x = 0)
-    g_z2 = g_h2 * (h2 > 0)
-    del h2, g_h2
+    g_z2 = np.multiply(g_h2, h2 > 0, out=g_h2)
     # mlp (layer 2): z2 = h1 @ w2 + b2
     #   add: da = g, db = g (summed over broadcast axes)
     g_z2.sum(axis=0, out=out["b2"])
     #   matmul: da = g @ b.T, db = a.T @ g
-    g_h1 = g_z2.dot(w2.T)
+    g_h1 = g_z2.dot(w2.T, out=_bpc_ws[1])
     h1.T.dot(g_z2, out=out["w2"])
-    del g_z2
     # mlp (layer 1 activation): h1 = relu(z1)
     #   relu: dx = g * (y > 0) (subgradient 0 at x = 0)
-    g_z1 = g_h1 * (h1 > 0)
-    del h1, g_h1
+    g_z1 = np.multiply(g_h1, h1 > 0, out=g_h1)
     # mlp (layer 1): z1 = x @ w1 + b1
     #   add: da = g, db = g (summed over broadcast axes)
     g_z1.sum(axis=0, out=out["b1"])
     #   matmul: da = g @ b.T, db = a.T @ g
     x.T.dot(g_z1, out=out["w1"])
-    del g_z1
     return loss, out
 
 
