@@ -44,9 +44,12 @@ def _scaled(module, arrays, k):
 def test_o3_equals_reference_interpreter_across_calls(spec):
     c, m = _o3(spec)
     base = example_arrays(m, seed=3)
+    dims = getattr(m, "DIMS", {})
+    # other sizes of the symbolic dims remake the workspace: one call at 3x, then back
+    other = example_arrays(m, seed=4, dims={d: 3 * v for d, v in dims.items()}) if dims else None
     kept = []
-    for k in range(3):  # the workspace is reused by every call after the first
-        arrays = _scaled(m, base, k)
+    for k in range(4):  # the workspace is reused by every call after the first
+        arrays = other if (k == 2 and other is not None) else _scaled(m, base, k)
         loss, grads = m.value_and_grad(**arrays)
         ref_loss, ref_grads = interpreter.value_and_grad(c.joint, arrays)
         np.testing.assert_allclose(loss, ref_loss, rtol=1e-12, atol=1e-12)
