@@ -25,9 +25,9 @@ def sample_arrays(op: OpDef, sample: Sample, rng: np.random.Generator) -> list[n
     return arrays
 
 
-def one_op_graph(op: OpDef, sample: Sample) -> Program:
-    """inputs a0..ak -> op -> loss = sum(op * r), wrt every operand."""
-    g = Graph()
+def one_op_graph(op: OpDef, sample: Sample, dtype: str = "f64") -> Program:
+    """inputs a0..ak -> op -> loss = sum(op * r), wrt every operand (floats of ``dtype``)."""
+    g = Graph(dtype=dtype)
     names = []
     for i, shape in enumerate(sample.shapes):
         names.append(g.add("input", [], {"shape": shape}, name=f"a{i}", named=True))

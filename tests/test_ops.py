@@ -8,6 +8,8 @@ passes, codegen), matches central finite differences in float64.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -99,3 +101,68 @@ def test_the_emitted_erf_matches_math_erf():
     assert np.max(np.abs(out["y"] - want)) < 1.5e-15
     np.testing.assert_array_equal(out["y"][-2:], [1.0, -1.0])
     assert np.isnan(m.forward(x=np.full(x.size, np.nan))[1]["y"]).all()
+
+
+def _float_locals(fn, **kw):
+    """Call ``fn`` and collect the floating values of its frame's locals as it
+    returns (every statement's value, each named by the generated code)."""
+    import sys
+
+    seen = {}
+
+    def tracer(frame, event, arg):
+        if frame.f_code is fn.__code__:
+            if event == "return":
+                for k, v in frame.f_locals.items():
+                    if isinstance(v, (np.ndarray, np.floating)) and np.asarray(v).dtype.kind == "f":
+                        seen[k] = np.asarray(v).dtype
+            return tracer
+        return None
+
+    old = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        res = fn(**kw)
+    finally:
+        sys.settrace(old)
+    return res, seen
+
+
+@pytest.mark.parametrize("o3", [False, True], ids=["default", "O3"])
+@pytest.mark.parametrize("op,i", CASES)
+def test_op_in_float32_stays_float32(op, i, o3, monkeypatch):
+    """Compiled at float32, every value the forward pass and the gradient
+    compute is float32 (no Python-float constant table, no float64 helper
+    array upcasts it), and the value agrees with the float64 implementation
+    to float32 precision (rtol 2e-4 of the output's scale). At -O3 every
+    value goes through a float32 workspace buffer (out= would cast a float64
+    result silently: the tie test of max's gradient then fails)."""
+    from bpc.compiler import workspace
+    from bpc.compiler.codegen import CodegenOptions
+
+    monkeypatch.setattr(workspace, "BUFFER_MIN", 1)
+    sample = op.samples[i]
+    if op.name == "cast":  # (inserted by the graph with the compile dtype)
+        sample = dataclasses.replace(sample, attrs={"dtype": "f32"})
+    rng = np.random.default_rng(1000 + i)
+    arrays = sample_arrays(op, sample, rng)
+    p = one_op_graph(op, sample, dtype="f32")
+    g = p.graph
+    expected = np.asarray(op.impl(*arrays, **op.normalize_attrs(dict(sample.attrs), None)))
+    feeds = {f"a{k}": (a.astype(np.float32) if a.dtype.kind == "f" else a) for k, a in enumerate(arrays)}
+    feeds["r"] = rng.standard_normal(g.shape("out")).astype(np.float32)
+    g.set_result("outputs.out", "out")
+    j = joint(p.but(entries=(forward_entry(g),)))
+    module = load_source(generate(j.but(graph=optimize(j.graph)), CodegenOptions(workspace=o3)), f"op32_{op.name}")
+    with np.errstate(all="ignore"):
+        (_, outs), fwd_locals = _float_locals(module.forward, **feeds)
+        (loss, grads), grad_locals = _float_locals(module.value_and_grad, **feeds)
+    wide = {k: str(d) for k, d in {**fwd_locals, **grad_locals}.items() if d != np.float32}
+    assert not wide, f"{op.name}: float locals not float32: {wide}"
+    if np.asarray(outs["out"]).dtype.kind == "f":  # (comparisons give bools, count an int)
+        assert outs["out"].dtype == np.float32
+        scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+        np.testing.assert_allclose(outs["out"], expected, rtol=2e-4, atol=2e-4 * scale)
+    assert np.asarray(loss).dtype == np.float32
+    for name, gr in grads.items():
+        assert np.asarray(gr).dtype == np.float32, name

@@ -153,7 +153,10 @@ def _erf(e: EmitArgs) -> E:
     z = NP.minimum(NP.maximum(NP.abs(x), 2.0), 30.0)
     small = x * NP.polyval(seq(list(ERF_SERIES)), NP.minimum(NP.abs(x), 2.0) ** 2)
     tail = NP.sign(x) * (1.0 - NP.exp(-(z**2)) / z * NP.polyval(seq(list(ERF_TAIL)), 1.0 / z**2))
-    return NP.where(NP.abs(x) < 2.0, small, tail)
+    out = NP.where(NP.abs(x) < 2.0, small, tail)
+    # polyval of a list of Python floats computes in float64 whatever x is:
+    # a float32 module casts the result back to its own dtype.
+    return out.astype(NP.float32) if e.dtype == "f32" else out
 
 
 def _matmul(e: EmitArgs) -> E:
