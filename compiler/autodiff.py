@@ -85,10 +85,12 @@ def _vjp(g: Graph, outputs: list[str], cotangents: list[str], wrt: list[str]) ->
                 if ct is not None and a in active:
                     contribs[a].append(_fit(ct, V(g, a)))
     # Rules build cotangents for every operand; drop those nothing needs
-    # (operands that do not depend on a wrt value).
+    # (operands that do not depend on a wrt value). Inputs stay, used or not:
+    # a vjp entry point's cotangent is an argument even where no wrt value
+    # depends on its output.
     keep = [totals[w] for w in wrt if w in totals]
     live = g.ancestors(g.roots() + keep)
-    for n in [n for n in g.nx.nodes if n not in live and g.data(n)["phase"] == BACKWARD]:
+    for n in [n for n in g.nx.nodes if n not in live and g.data(n)["phase"] == BACKWARD and g.op(n) != "input"]:
         g.remove(n)
     return [totals.get(w) for w in wrt]
 

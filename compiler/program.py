@@ -169,10 +169,10 @@ def add_modes(p: Program, functions: tuple[str, ...]) -> Program:
             out.append(t)
         return out
 
-    def zero_if_none(node: str | None, like: str) -> str:
+    def zero_if_none(node: str | None, like: str, phase: str = TANGENT) -> str:
         if node is not None:
             return node
-        with g.context(phase=TANGENT, origin=like):
+        with g.context(phase=phase, origin=like):
             return g.add("zeros_like", [like], hint="zeros")
 
     if JVP in modes:
@@ -203,7 +203,7 @@ def add_modes(p: Program, functions: tuple[str, ...]) -> Program:
             cots.append(ct)
         got = _vjp(g, list(g.outputs.values()), cots, list(p.wrt))
         for w, r in zip(p.wrt, got):
-            g.set_result(f"vjp.{w}", zero_if_none(r, w))
+            g.set_result(f"vjp.{w}", zero_if_none(r, w, BACKWARD))
         entries.append(Entry(VJP, ("outputs", "vjp"), ("cotangents",)))
     return p.but(graph=g, entries=tuple(entries + composites))
 

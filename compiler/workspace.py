@@ -14,7 +14,7 @@ statements with ``out=``:
   freed buffer of the same shape serves the next value (linear scan over the
   statement order, lowest free index first: deterministic);
 * ``value_and_grad`` takes ``out=``, a dict of caller-owned gradient arrays, and
-  writes each gradient into its array (``np.matmul(h2.T, g, out=out["w3"])``);
+  writes each gradient into its array (``h2.T.dot(g, out=out["w3"])``);
   without it the arrays are made fresh on each call (``_bpc_out``).
 
 What never goes into a buffer: params and inputs (never written), values
@@ -26,8 +26,9 @@ elements the ``out=`` keyword costs more than the allocation it saves).
 Aliasing rules for callers (also in ``docs/performance.md``): the workspace is
 shared by all calls of one entry point of one module, so two threads must not
 call the same entry point of the same module at once; the arrays in ``out`` must
-not overlap any argument of the same call (they are written while the
-arguments are still read).
+be distinct and must not overlap each other or any argument of the same call
+(they are written while the arguments are still read): ``_bpc_out`` checks the
+rest (a dict, every key, shape, dtype, C order, writable) on every call.
 """
 
 from __future__ import annotations
@@ -162,18 +163,23 @@ WORKSPACE_TEMPLATE = '''def _bpc_workspace(entry, shapes):
 
 OUT_TEMPLATE = '''def _bpc_out(out, shapes):
     """The arrays value_and_grad writes the gradients into: new ones, or the
-    caller's `out` (a dict of writable C-contiguous float64 arrays, one per name
-    in WRT, of the name's shape, overlapping no argument of the call).
+    caller's `out`: a dict of writable C-contiguous float64 arrays, one per
+    name in WRT, of the name's shape (checked); distinct, and overlapping no
+    argument of the call (not checked).
     """
     if out is None:
         return {k: np.empty(s, dtype=np.float64) for k, s in shapes}
+    if not isinstance(out, dict):
+        raise ValueError(f"out: expected a dict of arrays, got {type(out).__name__}")
     f = np.dtype(np.float64)
     for k, s in shapes:
-        a = out[k]
-        ok = a.shape == s and (a.dtype is f or a.dtype == f)
-        if not ok or not a.flags.c_contiguous:
+        a = out.get(k)
+        ok = isinstance(a, np.ndarray) and a.shape == s
+        ok = ok and (a.dtype is f or a.dtype == f)
+        ok = ok and a.flags.c_contiguous and a.flags.writeable
+        if not ok:
             raise ValueError(
-                f"out[{k!r}]: expected a C-contiguous float64 array of shape {s}"
+                f"out[{k!r}]: expected a writable C-contiguous float64 array of shape {s}"
             )
     return out'''
 

@@ -52,6 +52,16 @@ each pass alone, all passes) and, for each generated module, checks:
   of the param/input/intermediate's shape; a bool, int or Python-float
   gradient fails. ``value_type``: the loss is floating with the loss's shape
   and ``init_params``/``example_inputs`` give float64 arrays;
+* ``shared_result``: every array an entry point returns is writable and
+  shares memory with no argument and no other result (``out=`` arrays
+  excepted: they are written and returned); ``dead_code``: every local a
+  generated function assigns is read (no unused variables);
+* ``mode_mismatch`` (one more module, with forward mode, hvp and, given
+  outputs, vjp): jvp's d_loss against ``<grads, t>``; hvp's gradients against
+  the interpreter's; the adjoint test ``<u, J t> == <u J, t>`` between jvp's
+  d_outputs and vjp for random ``t`` and ``u``;
+* ``workspace_alias`` (-O3): a later call leaves earlier results unchanged,
+  and ``out=`` arrays receive the gradients;
 * ``interp_mismatch``: loss (from ``value_and_grad`` and ``forward``), outputs
   and gradients equal the reference interpreter's on the module's own
   (optimized) IR, within ``1e-9 * max(1, |reference|)`` (codegen bugs);
@@ -1072,6 +1082,8 @@ FAILURE_KINDS = (
     "oracle_error",
     "mode_mismatch",
     "workspace_alias",
+    "shared_result",
+    "dead_code",
 )
 
 
@@ -1496,8 +1508,10 @@ def check_modes(text: str, arrays: dict[str, Any], ref_grads: dict[str, np.ndarr
     from bpc.compiler.pipeline import compile_text
     from bpc.runtime.loader import load_source
 
+    has_outputs = bool(json.loads(text).get("outputs"))
+    functions = ("forward", "value_and_grad", "jvp", "hvp") + (("vjp",) if has_outputs else ())
     try:
-        c = compile_text(text, options=CompileOptions(functions=("forward", "value_and_grad", "jvp", "hvp")))
+        c = compile_text(text, options=CompileOptions(functions=functions))
         m = load_source(c.source, "modes")
     except BpcError as e:
         out.fail("compile_error", "modes", f"with jvp and hvp: {_exc(e)}")
@@ -1511,11 +1525,29 @@ def check_modes(text: str, arrays: dict[str, Any], ref_grads: dict[str, np.ndarr
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            d_loss = float(np.sum(m.jvp(**arrays, tangents=t)[1]))
-            _, grads, hv = m.hvp(**arrays, vectors=t)
+            jvp_res = m.jvp(**arrays, tangents=t)
+            d_loss = float(np.sum(jvp_res[1]))
+            hvp_res = m.hvp(**arrays, vectors=t)
+            _, grads, hv = hvp_res
+            if has_outputs:
+                u = {k: rng.standard_normal(np.shape(v)) for k, v in jvp_res[2].items()}
+                vjp_res = m.vjp(**arrays, cotangents=u)
     except Exception as e:  # noqa: BLE001
-        out.fail("run_error", "modes", f"jvp/hvp: {_exc(e)}")
+        out.fail("run_error", "modes", f"jvp/hvp/vjp: {_exc(e)}")
         return
+    check_own_memory(jvp_res, [arrays, t], out, "modes", "jvp")
+    check_own_memory(hvp_res, [arrays, t], out, "modes", "hvp")
+    unused = unused_locals(c.source)
+    if unused:
+        out.fail("dead_code", "modes", unused)
+    if has_outputs:
+        check_own_memory(vjp_res, [arrays, u], out, "modes", "vjp")
+        # the adjoint test: <u, J t> == <u J, t>, J the outputs' Jacobian
+        lhs = float(sum(np.sum(u[k] * np.asarray(jvp_res[2][k], np.float64)) for k in u))
+        rhs = float(sum(np.sum(np.asarray(vjp_res[1][w], np.float64) * t[w]) for w in wrt))
+        size = float(sum(np.sum(np.abs(u[k] * np.asarray(jvp_res[2][k], np.float64))) for k in u))
+        if not (abs(lhs - rhs) <= 1e-8 * max(1.0, size)) and math.isfinite(lhs):
+            out.fail("mode_mismatch", "modes", f"<u, jvp d_outputs> {lhs!r}, <vjp, t> {rhs!r}")
     terms = [np.asarray(ref_grads[w], dtype=np.float64) * t[w] for w in wrt]
     dot = float(sum(np.sum(x) for x in terms))
     size = float(sum(np.sum(np.abs(x)) for x in terms))
@@ -1527,6 +1559,43 @@ def check_modes(text: str, arrays: dict[str, Any], ref_grads: dict[str, np.ndarr
         h = np.asarray(hv[w])
         if h.shape != np.shape(arrays[w]) or h.dtype != np.float64:
             out.fail("mode_mismatch", "modes", f"hvp[{w}] is {_short(hv[w])}, expected float64 of shape {np.shape(arrays[w])}")
+
+
+def unused_locals(source: str) -> str:
+    """``dead_code``: the functions of a generated module that assign a local
+    they never read (docs/generated.md: no unused variables), or ''."""
+    bad = []
+    for fn in [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)]:
+        stored = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        loaded = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        if stored - loaded:
+            bad.append(f"{fn.name}: {', '.join(sorted(stored - loaded))}")
+    return "; ".join(bad)
+
+
+def _leaves(x: Any) -> list[Any]:
+    if isinstance(x, dict):
+        return [v for k in x for v in _leaves(x[k])]
+    if isinstance(x, (tuple, list)):
+        return [v for item in x for v in _leaves(item)]
+    return [x]
+
+
+def check_own_memory(res: Any, args: list[Any], out: Outcome, level: str, what: str, owned: list[Any] = ()) -> None:
+    """``shared_result``: every array a call returns is writable and its own
+    (docs/generated.md): it shares no memory with an argument or with another
+    returned array. ``owned``: arrays the caller passed to be written and
+    returned (``out=``), exempt from the argument rule but not from sharing
+    with the other results."""
+    arrays = [a for a in _leaves(res) if isinstance(a, np.ndarray)]
+    inputs = [a for a in _leaves(args) if isinstance(a, np.ndarray) and not any(a is o for o in owned)]
+    for i, a in enumerate(arrays):
+        if not a.flags.writeable:
+            out.fail("shared_result", level, f"{what} returned a read-only array {_short(a)}")
+        if any(np.shares_memory(a, x) for x in inputs):
+            out.fail("shared_result", level, f"{what} returned an array that shares memory with an argument")
+        if any(np.shares_memory(a, b) for b in arrays[:i]):
+            out.fail("shared_result", level, f"{what} returned two results that share memory")
 
 
 def check_workspace(m: Any, arrays: dict[str, Any], own_grads: dict[str, Any], out: Outcome, source: str, on_tie: bool) -> None:
@@ -1562,6 +1631,7 @@ def check_workspace(m: Any, arrays: dict[str, Any], own_grads: dict[str, Any], o
     if res[1] is not bufs:
         out.fail("workspace_alias", level, "value_and_grad(out=...) did not return the out dict as grads")
         return
+    check_own_memory(res, arrays, out, level, "value_and_grad(out=)", owned=list(bufs.values()))
     for w, g in bufs.items():
         if not _close(g, own_grads[w]) and not on_tie:
             out.fail("workspace_alias", level, f"out[{w!r}] holds {_short(g)}, interpreter {_short(own_grads[w])}")
@@ -1621,6 +1691,9 @@ def check_module(
     from bpc.runtime.loader import load_source
 
     fwd = c.forward.graph
+    unused = unused_locals(c.source)
+    if unused:
+        out.fail("dead_code", level, unused)
     try:
         m = load_source(c.source, f"diff_{level}")
         m = wrap_module(m) if wrap_module is not None else m
@@ -1662,6 +1735,7 @@ def check_module(
         except (TypeError, ValueError):
             out.fail("value_type", level, f"value_and_grad{label} returned {_short(res)}")
             continue
+        check_own_memory(res, args, out, level, "value_and_grad" + label)
         loss_shape = tuple(fwd.shape(fwd.loss))
         if not (is_float_array(loss) or isinstance(loss, float)) or np.shape(loss) != loss_shape:
             out.fail(
@@ -1704,6 +1778,7 @@ def check_module(
     ok, res = _run(m.forward, dict(arrays), out, level, "forward", c.source)
     if not ok:
         return
+    check_own_memory(res, arrays, out, level, "forward")
     f_loss, outputs = res if isinstance(res, tuple) else (res, {})
     if not _close(f_loss, ref_loss):
         out.fail("interp_mismatch", level, f"forward loss {_short(f_loss)}, interpreter {_short(ref_loss)}")

@@ -201,6 +201,60 @@ REGRESSIONS: dict[str, dict[str, Any]] = {
         "nodes": ["loss = p ** (-1)"],
         "loss": "loss",
     },
+    # An adversarial review of -O3 (session 6): results that are also
+    # gradients, views of gradients, and a value named like out=.
+    "loss is itself a gradient": {
+        "params": [{"name": "w", "shape": [], "value": 0.5}],
+        "nodes": ["loss = exp(w)"],
+        "loss": "loss",
+    },
+    "loss is the gradient of another param": {
+        "params": [
+            {"name": "a", "shape": [1], "value": [0.1]},
+            {"name": "b", "shape": [1], "value": [0.2]},
+            {"name": "c", "shape": [1], "value": [0.3]},
+        ],
+        "nodes": ["loss = exp(a + b * c)"],
+        "loss": "loss",
+    },
+    "loss is a view of a gradient": {
+        "params": [{"name": "w", "shape": [1, 1], "value": 0.4}],
+        "nodes": ["h = exp(w)", "loss = reshape(h, [1])"],
+        "loss": "loss",
+    },
+    "a value named out": {
+        "params": [{"name": "w", "shape": [2], "value": [0.3, -0.2]}],
+        "nodes": ["out = tanh(w)", "loss = sum(out * out)"],
+        "loss": "loss",
+    },
+    "loss and an output share memory": {
+        "params": [{"name": "p", "shape": [1, 1], "value": 0.3}],
+        "nodes": ["v = tanh(p)", "loss = transpose(v)"],
+        "loss": "loss",
+        "outputs": ["v"],
+    },
+    "loss is a param": {
+        "params": [{"name": "p", "shape": [1], "value": [0.3]}],
+        "nodes": ["loss = stop_gradient(p)"],
+        "loss": "loss",
+    },
+    "vjp of a keepdims max that is an output": {
+        "inputs": [{"name": "x6", "shape": [2, 1], "value": [[0.5], [-0.3]]}],
+        "params": [
+            {"name": "p1", "shape": [2, 3], "value": 0.1},
+            {"name": "p2", "shape": [2, 3], "value": 0.2},
+            {"name": "p3", "shape": [2, 1], "value": 0.3},
+            {"name": "p4", "shape": [2], "value": [0.4, -0.1]},
+        ],
+        "nodes": [
+            "v5 = p4 @ p3",
+            {"name": "v7", "op": "max", "inputs": ["x6"], "attrs": {"keepdims": True}},
+            "loss = v5 - v7",
+        ],
+        "loss": "loss",
+        "outputs": ["v7"],
+        "emit": ["forward", "value_and_grad", "vjp"],
+    },
 }
 
 # A comparison result (a mask) named in wrt: the compiler may refuse it

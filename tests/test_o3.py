@@ -113,26 +113,43 @@ def test_default_level_allocates_the_intermediates_o3_does_not():
     assert peak > 8 * 8192
 
 
+W1_MSG = "out['w1']: expected a writable C-contiguous float64 array of shape (32, 32)"
+
+
+def _read_only(a):
+    a.flags.writeable = False
+    return a
+
+
 @pytest.mark.parametrize(
     "bad, expected",
     [
-        (lambda a: a[:, :1], "out['w1']: expected a C-contiguous float64 array of shape (32, 32)"),
-        (lambda a: a.astype(np.float32), "out['w1']: expected a C-contiguous float64 array of shape (32, 32)"),
-        (lambda a: np.asfortranarray(a), "out['w1']: expected a C-contiguous float64 array of shape (32, 32)"),
-        (lambda a: np.zeros((32, 64))[:, ::2], "out['w1']: expected a C-contiguous float64 array of shape (32, 32)"),
+        (lambda a: a[:, :1], W1_MSG),
+        (lambda a: a.astype(np.float32), W1_MSG),
+        (lambda a: np.asfortranarray(a), W1_MSG),
+        (lambda a: np.zeros((32, 64))[:, ::2], W1_MSG),
+        (_read_only, W1_MSG),
+        (lambda a: a.tolist(), W1_MSG),
+        (lambda a: None, W1_MSG),
     ],
-    ids=["shape", "dtype", "fortran", "strided"],
+    ids=["shape", "dtype", "fortran", "strided", "read-only", "list", "missing"],
 )
 def test_out_is_checked(bad, expected):
+    """Whatever is wrong with ``out`` is one ValueError naming the key, before
+    anything is written."""
     _, m = _o3("examples/deep_tanh.json")
     arrays = example_arrays(m, seed=0)
     out = {w: np.zeros(np.shape(arrays[w])) for w in m.WRT}
     out["w1"] = bad(out["w1"])
+    if out["w1"] is None:
+        del out["w1"]
+    kept = {k: np.array(v, copy=True) for k, v in out.items()}
     with pytest.raises(ValueError) as e:
         m.value_and_grad(**arrays, out=out)
     assert str(e.value) == expected
-    with pytest.raises(KeyError):
-        m.value_and_grad(**arrays, out={})
+    assert all(np.array_equal(out[k], kept[k]) for k in out)  # nothing written
+    with pytest.raises(ValueError, match=r"^out: expected a dict of arrays, got list$"):
+        m.value_and_grad(**arrays, out=list(out.values()))
 
 
 def test_gradient_that_is_an_argument_or_shared_is_copied_into_out():

@@ -111,18 +111,23 @@ def _bpc_workspace(entry, shapes):
 
 def _bpc_out(out, shapes):
     """The arrays value_and_grad writes the gradients into: new ones, or the
-    caller's `out` (a dict of writable C-contiguous float64 arrays, one per name
-    in WRT, of the name's shape, overlapping no argument of the call).
+    caller's `out`: a dict of writable C-contiguous float64 arrays, one per
+    name in WRT, of the name's shape (checked); distinct, and overlapping no
+    argument of the call (not checked).
     """
     if out is None:
         return {k: np.empty(s, dtype=np.float64) for k, s in shapes}
+    if not isinstance(out, dict):
+        raise ValueError(f"out: expected a dict of arrays, got {type(out).__name__}")
     f = np.dtype(np.float64)
     for k, s in shapes:
-        a = out[k]
-        ok = a.shape == s and (a.dtype is f or a.dtype == f)
-        if not ok or not a.flags.c_contiguous:
+        a = out.get(k)
+        ok = isinstance(a, np.ndarray) and a.shape == s
+        ok = ok and (a.dtype is f or a.dtype == f)
+        ok = ok and a.flags.c_contiguous and a.flags.writeable
+        if not ok:
             raise ValueError(
-                f"out[{k!r}]: expected a C-contiguous float64 array of shape {s}"
+                f"out[{k!r}]: expected a writable C-contiguous float64 array of shape {s}"
             )
     return out
 
