@@ -409,6 +409,7 @@ class _BufferedEmitter(_Emitter):
         self._sink()
         self.slot_of: dict[str, int] = {}
         self.slots: list[tuple] = []  # the shape of each workspace array
+        self.ones: dict = {}  # rows -> the slot of a vector of ones (row sums)
         self.in_place: dict[str, str] = {}  # value -> the dying operand whose buffer it takes
         self.written: set[str] = set()  # out keys written
         self._plan()
@@ -511,9 +512,38 @@ class _BufferedEmitter(_Emitter):
     def bound(self, n: str) -> bool:
         return n in self.kept or not (n in self.out_keys and self.out_keys[n] in self.written and self.uses[n] == 0)
 
+    def _ones_dot(self, n: str, e: E) -> E:
+        """``x.sum(axis=0)`` of a 2-D float ``x`` as ``ones.dot(x)``, the ones a
+        workspace vector: one BLAS call (about 0.4 us against 1.6 us for a
+        16 x 32 bias gradient; 42 against 55 us at 256 x 1024)."""
+        from .workspace import row_sum
+
+        g = self.g
+        x = row_sum(e)
+        if x is None or g.op(n) not in ("sum", "sum_to") or len(g.args(n)) != 1:
+            return e
+        a = g.args(n)[0]
+        shape = g.shape(a)
+        ok = len(shape) == 2 and tuple(g.shape(n)) == (shape[1],)
+        if not ok or g.dtype(a) != g.float_dtype or g.dtype(n) != g.float_dtype:
+            return e
+        rows = shape[0]
+        if isinstance(rows, str) and rows not in self.dims:
+            return e
+        if rows not in self.ones:
+            self.ones[rows] = len(self.slots)
+            self.slots.append((rows,))
+        return E(E.name(self.ones_name(rows)).dot(x).node, e.shape)
+
+    def ones_name(self, rows) -> str:
+        k = list(self.ones).index(rows)
+        return "_bpc_ones" if k == 0 else f"_bpc_ones_{k + 1}"  # (the _bpc prefix: no user name can clash)
+
     def into(self, n: str, e: E) -> E:
         from .workspace import out_item, slot_item, with_out
 
+        if (n in self.out_keys and n not in self.kept) or n in self.slot_of:
+            e = self._ones_dot(n, e)
         if n in self.out_keys and n not in self.kept:
             got = with_out(e, out_item(self.out_keys[n]))
             if got is not None:
@@ -885,14 +915,18 @@ def generate(p: Program, opts: CodegenOptions | None = None) -> str:
             lines += [copy_into(k, ws.out_item(out_keys[grads[k]])) for k in extra]  # one value, two names
             head_lines = []
             if em.slots:
-                head_lines.append(f"{ws.WORKSPACE_VAR} = _bpc_workspace({json.dumps(entry.name)}, {ws.shapes_literal(em.slots, em.dims)})")
+                ones = f", ones={ws.int_tuple(sorted(em.ones.values()))}" if em.ones else ""
+                head_lines.append(
+                    f"{ws.WORKSPACE_VAR} = _bpc_workspace({json.dumps(entry.name)}, {ws.shapes_literal(em.slots, em.dims)}{ones})"
+                )
+                head_lines += [f"{em.ones_name(r)} = {ws.WORKSPACE_VAR}[{i}]" for r, i in em.ones.items()]
             if grads:
                 items = [(k, g.shape(node)) for k, node in grads.items()]
                 head_lines.append(f"out = _bpc_out(out, {ws.keyed_shapes_literal(items, em.dims)})")
                 fargs = fargs + ["out=None"]
                 doc += [
-                    "    out: None, or a dict of C-contiguous arrays (one per name in WRT, of its",
-                    "        shape and the compile dtype) to write the gradients into and return",
+                    "    out: None, or a dict of writable C-contiguous arrays (one per name in WRT,",
+                    "        of its shape and the compile dtype) to write the gradients into and return",
                 ]
             body = entry_casts + unpack + head_lines + lines
             body.append(_return(p, entry, names, opts.target, out=bool(grads)))

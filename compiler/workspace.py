@@ -109,6 +109,17 @@ def with_out(e: E, out: E) -> E | None:
     return E(call, e.shape)
 
 
+def row_sum(e: E) -> E | None:
+    """The operand ``x`` of ``e`` when ``e`` is ``x.sum(axis=0)``, else None."""
+    node = e.node
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "sum"):
+        return None
+    kw = node.keywords
+    if node.args or len(kw) != 1 or kw[0].arg != "axis" or not isinstance(kw[0].value, ast.Constant):
+        return None
+    return E(node.func.value) if kw[0].value.value == 0 else None
+
+
 def slot_item(i: int) -> E:
     return E(ast.Subscript(ast.Name(WORKSPACE_VAR, ast.Load()), ast.Constant(i), ast.Load()))
 
@@ -141,6 +152,10 @@ def keyed_shapes_literal(items, dims: dict[str, str]) -> str:
     return _tuple_of([f"({json.dumps(k)}, {_tuple(s, dims)})" for k, s in items])
 
 
+def int_tuple(xs: list[int]) -> str:
+    return _tuple_of([str(int(x)) for x in xs])
+
+
 def _tuple_of(items: list[str]) -> str:
     return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
@@ -150,14 +165,17 @@ def _tuple(shape, dims: dict[str, str]) -> str:
     return _tuple_of([dims[d] if isinstance(d, str) else str(int(d)) for d in shape])
 
 
-WORKSPACE_TEMPLATE = '''def _bpc_workspace(entry, shapes):
+WORKSPACE_TEMPLATE = '''def _bpc_workspace(entry, shapes, ones=()):
     """The scratch arrays of `entry` (bpc -O3): made on its first call, reused
-    by every later one of the same sizes. Nothing returned to the caller lives
-    in them, but two threads calling one entry point at once would share them.
+    by every later one of the same sizes; those numbered in `ones` hold ones
+    (row sums as products). Nothing returned to the caller lives in them, but
+    two threads calling one entry point at once would share them.
     """
     ws = _BPC_WORKSPACE.get(entry)
     if ws is None or ws[0] != shapes:
         arrays = [np.empty(s, dtype=np.float64) for s in shapes]
+        for i in ones:
+            arrays[i].fill(1.0)
         ws = _BPC_WORKSPACE[entry] = (shapes, arrays)
     return ws[1]'''
 

@@ -248,3 +248,38 @@ def test_symbolic_batch_workspace_follows_the_argument_sizes():
         out = {"w": np.empty((8, 8)), "x": np.empty((batch, 8))}
         assert m.value_and_grad(**arrays, out=out)[1] is out
         np.testing.assert_allclose(out["x"], ref_grads["x"], rtol=1e-10, atol=1e-12)
+
+
+def test_row_sums_are_products_with_a_ones_vector_of_the_current_batch():
+    """-O3 writes ``x.sum(axis=0)`` of a 2-D value (a bias gradient, a column
+    sum) as ``_bpc_ones.dot(x, out=...)``, the ones a workspace vector of the
+    batch's length: the results equal the interpreter's at every batch size,
+    a NaN or inf in a row still reaches the sum, and the vector holds ones
+    after any number of calls (nothing writes into it)."""
+    spec = {
+        "params": [{"name": "w", "shape": [8, 8]}, {"name": "b", "shape": [8]}, {"name": "c", "shape": [8]}],
+        "inputs": [{"name": "x", "shape": ["batch", 8]}],
+        "dims": {"batch": 16},
+        "nodes": ["h = tanh(x @ w + b)", "s = sum(h, axis=0)", "loss = sum(s * c) + sum(h * h)"],
+        "loss": "loss",
+    }
+    c = compile_text(json.dumps(spec), options=CompileOptions(opt_level=3))
+    assert "_bpc_ones = _bpc_ws[" in c.source
+    assert '_bpc_ones.dot(g_h_add, out=out["b"])' in c.source and "s = _bpc_ones.dot(h, out=" in c.source
+    m = load_source(c.source, "ones_o3")
+    rng = np.random.default_rng(5)
+    params = {"w": rng.standard_normal((8, 8)) * 0.3, "b": rng.standard_normal(8), "c": rng.standard_normal(8)}
+    for batch in (16, 3, 16, 40, 1):
+        x = rng.standard_normal((batch, 8))
+        loss, grads = m.value_and_grad(**params, x=x)
+        ref_loss, ref_grads = interpreter.value_and_grad(c.joint, {**params, "x": x})
+        np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
+        for k in ("w", "b", "c"):
+            np.testing.assert_allclose(grads[k], ref_grads[k], rtol=1e-10, atol=1e-12)
+    ones = [a for a in m._BPC_WORKSPACE["value_and_grad"][1] if a.shape == (1,)]
+    assert ones and all(np.array_equal(a, np.ones(1)) for a in ones)
+    x = rng.standard_normal((4, 8))
+    x[2, 3] = np.nan
+    with np.errstate(invalid="ignore"):
+        _, grads = m.value_and_grad(**params, x=x)
+    assert np.isnan(grads["b"]).any()

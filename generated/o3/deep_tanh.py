@@ -97,14 +97,17 @@ def example_inputs(seed=0):
     return {"x": rng.standard_normal((16, 32)), "y": rng.standard_normal((16, 1))}
 
 
-def _bpc_workspace(entry, shapes):
+def _bpc_workspace(entry, shapes, ones=()):
     """The scratch arrays of `entry` (bpc -O3): made on its first call, reused
-    by every later one of the same sizes. Nothing returned to the caller lives
-    in them, but two threads calling one entry point at once would share them.
+    by every later one of the same sizes; those numbered in `ones` hold ones
+    (row sums as products). Nothing returned to the caller lives in them, but
+    two threads calling one entry point at once would share them.
     """
     ws = _BPC_WORKSPACE.get(entry)
     if ws is None or ws[0] != shapes:
         arrays = [np.empty(s, dtype=np.float64) for s in shapes]
+        for i in ones:
+            arrays[i].fill(1.0)
         ws = _BPC_WORKSPACE[entry] = (shapes, arrays)
     return ws[1]
 
@@ -256,8 +259,8 @@ def value_and_grad(
         b9: array of shape (1,)
         x: array of shape (16, 32)
         y: array of shape (16, 1)
-        out: None, or a dict of C-contiguous arrays (one per name in WRT, of its
-            shape and the compile dtype) to write the gradients into and return
+        out: None, or a dict of writable C-contiguous arrays (one per name in WRT,
+            of its shape and the compile dtype) to write the gradients into and return
     """
     # Compute in float64, whatever arrays (ints, lists) come in.
     w1 = np.asarray(w1, dtype=np.float64)
@@ -292,8 +295,11 @@ def value_and_grad(
             (16, 32),
             (16, 32),
             (16, 32),
+            (16,),
         ),
+        ones=(9,),
     )
+    _bpc_ones = _bpc_ws[9]
     out = _bpc_out(
         out,
         (
@@ -353,7 +359,7 @@ def value_and_grad(
     g_loss_sub = 0.125 * loss_sub
     # mlp (layer 9): prediction = h8 @ w9 + b9
     #   add: da = g, db = g (summed over broadcast axes)
-    g_loss_sub.sum(axis=0, out=out["b9"])
+    _bpc_ones.dot(g_loss_sub, out=out["b9"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h8 = g_loss_sub.dot(w9.T, out=_bpc_ws[8])
     h8.T.dot(g_loss_sub, out=out["w9"])
@@ -364,7 +370,7 @@ def value_and_grad(
     g_z8 = np.multiply(g_h8, sub, out=g_h8)
     # mlp (layer 8): z8 = h7 @ w8 + b8
     #   add: da = g, db = g (summed over broadcast axes)
-    g_z8.sum(axis=0, out=out["b8"])
+    _bpc_ones.dot(g_z8, out=out["b8"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h7 = g_z8.dot(w8.T, out=_bpc_ws[7])
     h7.T.dot(g_z8, out=out["w8"])
@@ -375,7 +381,7 @@ def value_and_grad(
     g_z7 = np.multiply(g_h7, sub_2, out=g_h7)
     # mlp (layer 7): z7 = h6 @ w7 + b7
     #   add: da = g, db = g (summed over broadcast axes)
-    g_z7.sum(axis=0, out=out["b7"])
+    _bpc_ones.dot(g_z7, out=out["b7"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h6 = g_z7.dot(w7.T, out=_bpc_ws[6])
     h6.T.dot(g_z7, out=out["w7"])
@@ -386,7 +392,7 @@ def value_and_grad(
     g_z6 = np.multiply(g_h6, sub_3, out=g_h6)
     # mlp (layer 6): z6 = h5 @ w6 + b6
     #   add: da = g, db = g (summed over broadcast axes)
-    g_z6.sum(axis=0, out=out["b6"])
+    _bpc_ones.dot(g_z6, out=out["b6"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h5 = g_z6.dot(w6.T, out=_bpc_ws[5])
     h5.T.dot(g_z6, out=out["w6"])
@@ -397,7 +403,7 @@ def value_and_grad(
     g_z5 = np.multiply(g_h5, sub_4, out=g_h5)
     # mlp (layer 5): z5 = h4 @ w5 + b5
     #   add: da = g, db = g (summed over broadcast axes)
-    g_z5.sum(axis=0, out=out["b5"])
+    _bpc_ones.dot(g_z5, out=out["b5"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h4 = g_z5.dot(w5.T, out=_bpc_ws[4])
     h4.T.dot(g_z5, out=out["w5"])
@@ -408,7 +414,7 @@ def value_and_grad(
     g_z4 = np.multiply(g_h4, sub_5, out=g_h4)
     # mlp (layer 4): z4 = h3 @ w4 + b4
     #   add: da = g, db = g (summed over broadcast axes)
-    g_z4.sum(axis=0, out=out["b4"])
+    _bpc_ones.dot(g_z4, out=out["b4"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h3 = g_z4.dot(w4.T, out=_bpc_ws[3])
     h3.T.dot(g_z4, out=out["w4"])
@@ -419,7 +425,7 @@ def value_and_grad(
     g_z3 = np.multiply(g_h3, sub_6, out=g_h3)
     # mlp (layer 3): z3 = h2 @ w3 + b3
     #   add: da = g, db = g (summed over broadcast axes)
-    g_z3.sum(axis=0, out=out["b3"])
+    _bpc_ones.dot(g_z3, out=out["b3"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h2 = g_z3.dot(w3.T, out=_bpc_ws[2])
     h2.T.dot(g_z3, out=out["w3"])
@@ -430,7 +436,7 @@ def value_and_grad(
     g_z2 = np.multiply(g_h2, sub_7, out=g_h2)
     # mlp (layer 2): z2 = h1 @ w2 + b2
     #   add: da = g, db = g (summed over broadcast axes)
-    g_z2.sum(axis=0, out=out["b2"])
+    _bpc_ones.dot(g_z2, out=out["b2"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h1 = g_z2.dot(w2.T, out=_bpc_ws[1])
     h1.T.dot(g_z2, out=out["w2"])
@@ -441,7 +447,7 @@ def value_and_grad(
     g_z1 = np.multiply(g_h1, sub_8, out=g_h1)
     # mlp (layer 1): z1 = x @ w1 + b1
     #   add: da = g, db = g (summed over broadcast axes)
-    g_z1.sum(axis=0, out=out["b1"])
+    _bpc_ones.dot(g_z1, out=out["b1"])
     #   matmul: da = g @ b.T, db = a.T @ g
     x.T.dot(g_z1, out=out["w1"])
     return loss, out

@@ -78,14 +78,17 @@ def _bpc_labels(y, name, classes):
     return y
 
 
-def _bpc_workspace(entry, shapes):
+def _bpc_workspace(entry, shapes, ones=()):
     """The scratch arrays of `entry` (bpc -O3): made on its first call, reused
-    by every later one of the same sizes. Nothing returned to the caller lives
-    in them, but two threads calling one entry point at once would share them.
+    by every later one of the same sizes; those numbered in `ones` hold ones
+    (row sums as products). Nothing returned to the caller lives in them, but
+    two threads calling one entry point at once would share them.
     """
     ws = _BPC_WORKSPACE.get(entry)
     if ws is None or ws[0] != shapes:
         arrays = [np.empty(s, dtype=np.float64) for s in shapes]
+        for i in ones:
+            arrays[i].fill(1.0)
         ws = _BPC_WORKSPACE[entry] = (shapes, arrays)
     return ws[1]
 
@@ -179,8 +182,8 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y, out=None):
         b3: array of shape (10,)
         x: array of shape ('batch', 784)
         y: array of shape ('batch',)
-        out: None, or a dict of C-contiguous arrays (one per name in WRT, of its
-            shape and the compile dtype) to write the gradients into and return
+        out: None, or a dict of writable C-contiguous arrays (one per name in WRT,
+            of its shape and the compile dtype) to write the gradients into and return
     """
     # Compute in float64, whatever arrays (ints, lists) come in.
     w1 = np.asarray(w1, dtype=np.float64)
@@ -204,8 +207,11 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y, out=None):
             (x.shape[0],),
             (x.shape[0], 10),
             (x.shape[0], 256),
+            (x.shape[0],),
         ),
+        ones=(10,),
     )
+    _bpc_ones = _bpc_ws[10]
     out = _bpc_out(
         out,
         (
@@ -262,7 +268,7 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y, out=None):
     g_loss_sub = np.add(g_loss_sub_2, mul, out=_bpc_ws[8])
     # mlp (layer 3): prediction = h2 @ w3 + b3
     #   add: da = g, db = g (summed over broadcast axes)
-    g_loss_sub.sum(axis=0, out=out["b3"])
+    _bpc_ones.dot(g_loss_sub, out=out["b3"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h2 = g_loss_sub.dot(w3.T, out=_bpc_ws[9])
     h2.T.dot(g_loss_sub, out=out["w3"])
@@ -271,7 +277,7 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y, out=None):
     g_z2 = np.multiply(g_h2, h2 > 0, out=g_h2)
     # mlp (layer 2): z2 = h1 @ w2 + b2
     #   add: da = g, db = g (summed over broadcast axes)
-    g_z2.sum(axis=0, out=out["b2"])
+    _bpc_ones.dot(g_z2, out=out["b2"])
     #   matmul: da = g @ b.T, db = a.T @ g
     g_h1 = g_z2.dot(w2.T, out=_bpc_ws[1])
     h1.T.dot(g_z2, out=out["w2"])
@@ -280,7 +286,7 @@ def value_and_grad(w1, b1, w2, b2, w3, b3, x, y, out=None):
     g_z1 = np.multiply(g_h1, h1 > 0, out=g_h1)
     # mlp (layer 1): z1 = x @ w1 + b1
     #   add: da = g, db = g (summed over broadcast axes)
-    g_z1.sum(axis=0, out=out["b1"])
+    _bpc_ones.dot(g_z1, out=out["b1"])
     #   matmul: da = g @ b.T, db = a.T @ g
     x.T.dot(g_z1, out=out["w1"])
     return loss, out
