@@ -165,3 +165,27 @@ def test_peer_worker_protocol(run, tmp_path):
 def test_compile_time_harness(run):
     (layers, seconds, nodes), = run.compile_times([5])
     assert layers == 5 and seconds > 0 and nodes > 0
+
+
+def test_bounds_pieces_are_the_steps_products_and_activations(capsys):
+    """benchmarks/bounds.py times a step's products and activations apart: they
+    must be the ones the -O3 module makes (3 L - 1 products, L - 1 hidden
+    activations for L layers), and the table prints."""
+    import ast
+
+    from bpc.compiler.options import CompileOptions
+    from bpc.compiler.pipeline import compile_text
+
+    bounds = _load("bounds")
+    for key in ("W3", "W5"):
+        w = bounds.BY_KEY[key]
+        src = compile_text(json.dumps(w.spec()), options=CompileOptions(opt_level=3)).source
+        fn = next(n for n in ast.parse(src).body if isinstance(n, ast.FunctionDef) and n.name == "value_and_grad")
+        calls = [n for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)]
+        dots = [c for c in calls if c.func.attr == "dot" and ast.unparse(c.func.value) != "_bpc_ones"]
+        acts = [c for c in calls if c.func.attr in ("tanh", "maximum")]
+        assert len(dots) == 3 * w.depth - 1, key
+        assert len(acts) == w.depth - 1, key
+    assert bounds.main(["--only", "W5", "--budget", "0.001", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| W5 |" in out and "tanh float64" in out
