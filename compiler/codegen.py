@@ -268,15 +268,17 @@ class _Emitter:
         args = g.args(n)
         operands = [self.expr(a, reads) for a in args]
         pynum = [self.python_number(a) or a in self.int_numbers for a in args]
+        dtypes = [g.dtype(a) for a in args]
         if d["dtype"] != "f64" and is_float(d["dtype"]):
             # Python numbers are float64 once no array operand carries the
-            # compile dtype (np.where(c, 1.0, 0.5)): give the first one it.
+            # compile dtype (np.where(c, 1.0, 0.5), 0.5 * (y > 0)): give the
+            # first one it.
             vals = get_op(d["op"]).value_args(len(operands))
-            if vals and all(pynum[i] for i in vals):
-                i = vals[0]
+            nums = [i for i in vals if pynum[i]]
+            if nums and not any(is_float(dtypes[i]) for i in vals if not pynum[i]):
+                i = nums[0]
                 operands[i] = self.target.scalar(operands[i], FLOAT_TYPES[d["dtype"]])
                 pynum[i] = False
-        dtypes = [g.dtype(a) for a in args]
         e = self.target.emit(d["op"], operands, d["attrs"], d["shape"], d["dtype"], dtypes, pynum)
         return E(e.node, d["shape"], e.literal)
 

@@ -47,7 +47,7 @@ from typing import Any, Iterator
 import networkx as nx
 
 from .errors import GraphError, ShapeError
-from .ops.registry import DTYPES
+from .ops.registry import DTYPES, is_float
 
 MAX_ELEMENTS = 100_000_000  # per value (static dims): a spec cannot ask for more
 MAX_PRINTED = 200  # characters of a printed name before its _<k> suffix
@@ -157,8 +157,16 @@ class Graph:
         opdef = get_op(op)
         attrs = opdef.normalize_attrs(dict(attrs or {}), self._ctx.source)
         args = list(args)
-        k = opdef.needs_cast([self.dtype(a) for a in args])
-        if k is not None:
+        casts = opdef.needs_cast([self.dtype(a) for a in args])
+        casts = [] if casts is None else [casts]
+        if self.float_dtype != "f64" and not casts and opdef.dtype in ("float", "same"):
+            # NumPy computes int64 with float32 in float64: a float32 graph
+            # casts an integer operand that meets a float one (labels used as
+            # dense targets).
+            vals = opdef.value_args(len(args))
+            if any(is_float(self.dtype(args[i])) for i in vals):
+                casts = [i for i in vals if self.dtype(args[i]) == "i64"]
+        for k in casts:
             with self.context(prefix=None):
                 args[k] = self.add("cast", [args[k]], {"dtype": self.float_dtype}, hint=("", args[k], "_f", "cast"))
         shapes = [self.shape(a) for a in args]

@@ -25,8 +25,9 @@ def sample_arrays(op: OpDef, sample: Sample, rng: np.random.Generator) -> list[n
     return arrays
 
 
-def one_op_graph(op: OpDef, sample: Sample, dtype: str = "f64") -> Program:
-    """inputs a0..ak -> op -> loss = sum(op * r), wrt every operand (floats of ``dtype``)."""
+def one_op_graph(op: OpDef, sample: Sample, dtype: str = "f64", weighted: bool = True) -> Program:
+    """inputs a0..ak -> op -> loss = sum(op * r), wrt every operand (floats of
+    ``dtype``); not ``weighted``: loss = mean(op), a constant gradient arrives."""
     g = Graph(dtype=dtype)
     names = []
     for i, shape in enumerate(sample.shapes):
@@ -35,8 +36,11 @@ def one_op_graph(op: OpDef, sample: Sample, dtype: str = "f64") -> Program:
     out = g.add(op.name, names, dict(sample.attrs), name="out", named=True)
     g.add("input", [], {"shape": g.shape(out)}, name="r", named=True)
     g.inputs.append("r")
-    prod = g.add("mul", [out, "r"], name="weighted", named=True)
-    g.add("sum", [prod], {"axis": None, "keepdims": False}, name="loss", named=True)
+    if weighted:
+        prod = g.add("mul", [out, "r"], name="weighted", named=True)
+        g.add("sum", [prod], {"axis": None, "keepdims": False}, name="loss", named=True)
+    else:
+        g.add("mean", [out], {"axis": None, "keepdims": False}, name="loss", named=True)
     g.set_result("loss", "loss")
     wrt = tuple(n for i, n in enumerate(names) if i not in sample.integer)
     return Program(g, ModuleInfo(name=f"op_{op.name}"), wrt, (forward_entry(g),))

@@ -128,15 +128,18 @@ def _float_locals(fn, **kw):
     return res, seen
 
 
+@pytest.mark.parametrize("weighted", [True, False], ids=["sum(op*r)", "mean(op)"])
 @pytest.mark.parametrize("o3", [False, True], ids=["default", "O3"])
 @pytest.mark.parametrize("op,i", CASES)
-def test_op_in_float32_stays_float32(op, i, o3, monkeypatch):
+def test_op_in_float32_stays_float32(op, i, o3, weighted, monkeypatch):
     """Compiled at float32, every value the forward pass and the gradient
     compute is float32 (no Python-float constant table, no float64 helper
     array upcasts it), and the value agrees with the float64 implementation
     to float32 precision (rtol 2e-4 of the output's scale). At -O3 every
     value goes through a float32 workspace buffer (out= would cast a float64
-    result silently: the tie test of max's gradient then fails)."""
+    result silently: the tie test of max's gradient then fails). With the loss
+    mean(op) the gradient arriving is a constant (0.5 * (y > 0) is float64
+    unless the constant is a float32 scalar)."""
     from bpc.compiler import workspace
     from bpc.compiler.codegen import CodegenOptions
 
@@ -146,7 +149,7 @@ def test_op_in_float32_stays_float32(op, i, o3, monkeypatch):
         sample = dataclasses.replace(sample, attrs={"dtype": "f32"})
     rng = np.random.default_rng(1000 + i)
     arrays = sample_arrays(op, sample, rng)
-    p = one_op_graph(op, sample, dtype="f32")
+    p = one_op_graph(op, sample, dtype="f32", weighted=weighted)
     g = p.graph
     expected = np.asarray(op.impl(*arrays, **op.normalize_attrs(dict(sample.attrs), None)))
     feeds = {f"a{k}": (a.astype(np.float32) if a.dtype.kind == "f" else a) for k, a in enumerate(arrays)}
