@@ -812,7 +812,7 @@ def generate(p: Program, opts: CodegenOptions | None = None) -> str:
     opts = opts or CodegenOptions()
     g, m = p.graph, p.info
     dtype = g.float_dtype
-    names = g.names()
+    names = public = g.names()  # (public: the spec's names, for the module's constants)
     args = g.params + g.inputs
     clash = sorted(set(names.values()) & opts.target.reserved)
     if clash:
@@ -869,9 +869,9 @@ def generate(p: Program, opts: CodegenOptions | None = None) -> str:
     consts = [
         table("PARAMS", g.params),
         table("INPUTS", g.inputs),
-        tuple_of("WRT", list(g.grads) if g.grads else [names[w] for w in p.wrt]),
+        tuple_of("WRT", list(g.grads) if g.grads else [public[w] for w in p.wrt]),
         tuple_of("OUTPUTS", list(g.outputs)),
-        f"LOSS = {json.dumps(names[g.loss])}",
+        f"LOSS = {json.dumps(public[g.loss])}",
         tuple_of("ENTRY_POINTS", [e.name for e in p.entries]),
     ]
     if m.dims:

@@ -283,3 +283,32 @@ def test_row_sums_are_products_with_a_ones_vector_of_the_current_batch():
     with np.errstate(invalid="ignore"):
         _, grads = m.value_and_grad(**params, x=x)
     assert np.isnan(grads["b"]).any()
+
+
+def test_a_value_named_out_is_renamed_inside_the_function_only():
+    """A loss or intermediate named ``out`` is a local renamed out_1 at -O3 (the
+    out= argument keeps its name); the module's LOSS constant keeps the spec's."""
+    spec = {"params": [{"name": "p", "shape": [3]}], "nodes": ["out = sum(p * p)"], "loss": "out"}
+    c = compile_text(json.dumps(spec), options=O3)
+    m = load_source(c.source, "loss_named_out_o3")
+    assert m.LOSS == "out" and "out_1 = " in c.source
+    p = np.array([1.0, -2.0, 0.5])
+    grads = {"p": np.zeros(3)}
+    loss, got = m.value_and_grad(p=p, out=grads)
+    assert got is grads and loss == 5.25
+    np.testing.assert_array_equal(grads["p"], 2 * p)
+
+
+def test_out_must_be_plain_ndarrays_not_subclasses():
+    """A subclass (np.matrix, a masked array) may give * and indexing other
+    meanings, and the gradients are read back from out: refused."""
+
+    class Sub(np.ndarray):
+        pass
+
+    _, m = _o3("examples/deep_tanh.json")
+    arrays = example_arrays(m, seed=0)
+    out = {w: np.zeros(np.shape(arrays[w])) for w in m.WRT}
+    out["w1"] = out["w1"].view(Sub)
+    with pytest.raises(ValueError, match=r"^out\['w1'\]: expected a writable C-contiguous"):
+        m.value_and_grad(**arrays, out=out)

@@ -114,9 +114,9 @@ def _bpc_workspace(entry, shapes, ones=()):
 
 def _bpc_out(out, shapes):
     """The arrays value_and_grad writes the gradients into: new ones, or the
-    caller's `out`: a dict of writable C-contiguous float64 arrays, one per
-    name in WRT, of the name's shape (checked); distinct, and overlapping no
-    argument of the call (not checked).
+    caller's `out`: a dict of writable C-contiguous float64 arrays (ndarray,
+    not a subclass), one per name in WRT, of the name's shape (checked);
+    distinct, and overlapping no argument of the call (not checked).
     """
     if out is None:
         return {k: np.empty(s, dtype=np.float64) for k, s in shapes}
@@ -125,7 +125,7 @@ def _bpc_out(out, shapes):
     f = np.dtype(np.float64)
     for k, s in shapes:
         a = out.get(k)
-        ok = isinstance(a, np.ndarray) and a.shape == s
+        ok = type(a) is np.ndarray and a.shape == s
         ok = ok and (a.dtype is f or a.dtype == f)
         ok = ok and a.flags.c_contiguous and a.flags.writeable
         if not ok:
