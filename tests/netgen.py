@@ -60,8 +60,11 @@ each pass alone, all passes) and, for each generated module, checks:
   outputs, vjp): jvp's d_loss against ``<grads, t>``; hvp's gradients against
   the interpreter's; the adjoint test ``<u, J t> == <u J, t>`` between jvp's
   d_outputs and vjp for random ``t`` and ``u``;
-* ``workspace_alias`` (-O3): a later call leaves earlier results unchanged,
-  and ``out=`` arrays receive the gradients;
+* ``workspace_alias`` (-O3): a later call (other values of every float param
+  and input) leaves earlier results unchanged, and ``out=`` arrays receive the
+  gradients;
+* ``f32_type``: compiled at float32 (default level and -O3), every float the
+  module returns is float32;
 * ``interp_mismatch``: loss (from ``value_and_grad`` and ``forward``), outputs
   and gradients equal the reference interpreter's on the module's own
   (optimized) IR, within ``1e-9 * max(1, |reference|)`` (codegen bugs);
@@ -1050,7 +1053,7 @@ def levels() -> list[tuple[str, set[str] | None]]:
 O3 = "O3"
 
 
-def compile_level(text: str, level: str, passes: set[str] | None) -> Any:
+def compile_level(text: str, level: str, passes: set[str] | None, **kw: Any) -> Any:
     """Compile ``text`` at one level. ``O3`` buffers every value it can, whatever
     its size (the default threshold, 64 elements, would leave the generator's
     small arrays alone and the buffer code untested)."""
@@ -1059,11 +1062,11 @@ def compile_level(text: str, level: str, passes: set[str] | None) -> Any:
     from bpc.compiler.pipeline import compile_text
 
     if level != O3:
-        return compile_text(text, passes=passes)
+        return compile_text(text, options=CompileOptions(passes=passes, **kw)) if kw else compile_text(text, passes=passes)
     saved = workspace.BUFFER_MIN
     workspace.BUFFER_MIN = 1
     try:
-        return compile_text(text, options=CompileOptions(opt_level=3))
+        return compile_text(text, options=CompileOptions(opt_level=3, **kw))
     finally:
         workspace.BUFFER_MIN = saved
 
@@ -1084,6 +1087,7 @@ FAILURE_KINDS = (
     "workspace_alias",
     "shared_result",
     "dead_code",
+    "f32_type",
 )
 
 
@@ -1495,15 +1499,64 @@ def check_spec(
         check_module(c, level, arrays, ref_loss, ref_grads, numeric, scale, out, wrap_module, int_arrays, on_tie)
     if modes and wanted is None and all(w in arrays64 for w in wrt):
         check_modes(text, arrays, ref_grads, out)
+    if wanted is None:
+        check_float32(text, arrays, out)
     return out
 
 
+def check_float32(text: str, arrays: dict[str, Any], out: Outcome) -> None:
+    """``f32_type``: compiled at float32 (default level and -O3), forward and
+    value_and_grad run on float32 arrays and every float they return is
+    float32 (NumPy makes float64 of a Python float with a bool mask, or of an
+    int64 array with a float32 one). Values are not compared: float32 on
+    random networks is checked by the examples' float64 twins."""
+    from bpc.runtime.loader import load_source
+
+    f32 = {k: (np.asarray(v, np.float32) if np.asarray(v).dtype.kind == "f" else v) for k, v in arrays.items()}
+    for level in ("all", O3):
+        name = f"f32 {level}"
+        try:
+            c = compile_level(text, level, None, dtype="float32")
+            m = load_source(c.source, f"f32_{level}")
+        except BpcError:
+            return  # (rejected at float64 too, or a float32-only limit)
+        except Exception as e:  # noqa: BLE001
+            out.fail("compile_error", name, _exc(e))
+            continue
+        for fn in ("forward", "value_and_grad"):
+            try:
+                with warnings.catch_warnings(), np.errstate(all="ignore"):
+                    warnings.simplefilter("ignore")
+                    res = getattr(m, fn)(**f32)
+            except Exception as e:  # noqa: BLE001
+                out.fail("run_error", name, f"{fn}: {_exc(e, c.source)}")
+                continue
+            wide = [_short(x) for x in _leaves(res) if is_float_array(x) and np.asarray(x).dtype != np.float32]
+            if wide:
+                out.fail("f32_type", name, f"{fn} returned {wide[0]}")
+
+
 def check_modes(text: str, arrays: dict[str, Any], ref_grads: dict[str, np.ndarray], out: Outcome) -> None:
-    """Forward mode and second order on the same network (``mode_mismatch``):
-    ``jvp``'s d_loss against ``<grads, t>`` for random tangents (the
-    dot-product test: no step size, so kinks do not matter: both modes use
-    the same subgradients), and ``hvp``'s loss and gradients against
-    ``value_and_grad``'s, with finite float arrays of the wrt shapes."""
+    """Forward mode and second order on the same network (``mode_mismatch``),
+    at the default level and at -O3: ``jvp``'s d_loss against ``<grads, t>``
+    for random tangents (the dot-product test: no step size, so kinks do not
+    matter: both modes use the same subgradients), ``hvp``'s loss and
+    gradients against ``value_and_grad``'s, with finite float arrays of the
+    wrt shapes, and the adjoint test between ``jvp``'s d_outputs and ``vjp``.
+    At -O3, another call with other values must leave what the first returned
+    unchanged (``workspace_alias``) and the hvp must equal the default level's."""
+    first = None
+    for level in ("modes", "modes O3"):
+        got = _check_modes_at(level, text, arrays, ref_grads, out)
+        if got is None:
+            return
+        if first is None:
+            first = got
+        elif not all(_close(got["hvp"][w], first["hvp"][w]) for w in first["hvp"]):
+            out.fail("mode_mismatch", level, "hvp differs from the default level's")
+
+
+def _check_modes_at(level: str, text: str, arrays: dict[str, Any], ref_grads: dict[str, np.ndarray], out: Outcome) -> dict | None:
     from bpc.compiler.options import CompileOptions
     from bpc.compiler.pipeline import compile_text
     from bpc.runtime.loader import load_source
@@ -1511,54 +1564,73 @@ def check_modes(text: str, arrays: dict[str, Any], ref_grads: dict[str, np.ndarr
     has_outputs = bool(json.loads(text).get("outputs"))
     functions = ("forward", "value_and_grad", "jvp", "hvp") + (("vjp",) if has_outputs else ())
     try:
-        c = compile_text(text, options=CompileOptions(functions=functions))
-        m = load_source(c.source, "modes")
+        if level == "modes":
+            c = compile_text(text, options=CompileOptions(functions=functions))
+        else:
+            c = compile_level(text, O3, None, functions=functions)
+        m = load_source(c.source, level.replace(" ", "_"))
     except BpcError as e:
-        out.fail("compile_error", "modes", f"with jvp and hvp: {_exc(e)}")
-        return
+        out.fail("compile_error", level, f"with jvp and hvp: {_exc(e)}")
+        return None
     except Exception as e:  # noqa: BLE001
-        out.fail("compile_error", "modes", _exc(e))
-        return
+        out.fail("compile_error", level, _exc(e))
+        return None
     rng = np.random.default_rng(11)
     wrt = list(m.WRT)
     t = {w: rng.standard_normal(np.shape(arrays[w])) for w in wrt}
-    try:
+    u: dict[str, Any] = {}
+
+    def call(arrays: dict[str, Any], t: dict[str, Any], u: dict[str, Any] | None) -> tuple:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             jvp_res = m.jvp(**arrays, tangents=t)
-            d_loss = float(np.sum(jvp_res[1]))
             hvp_res = m.hvp(**arrays, vectors=t)
-            _, grads, hv = hvp_res
-            if has_outputs:
-                u = {k: rng.standard_normal(np.shape(v)) for k, v in jvp_res[2].items()}
-                vjp_res = m.vjp(**arrays, cotangents=u)
+            if u is None:
+                u = {k: rng.standard_normal(np.shape(v)) for k, v in jvp_res[2].items()} if has_outputs else {}
+            vjp_res = m.vjp(**arrays, cotangents=u) if has_outputs else None
+        return jvp_res, hvp_res, vjp_res, u
+
+    try:
+        jvp_res, hvp_res, vjp_res, u = call(arrays, t, None)
     except Exception as e:  # noqa: BLE001
-        out.fail("run_error", "modes", f"jvp/hvp/vjp: {_exc(e)}")
-        return
-    check_own_memory(jvp_res, [arrays, t], out, "modes", "jvp")
-    check_own_memory(hvp_res, [arrays, t], out, "modes", "hvp")
+        out.fail("run_error", level, f"jvp/hvp/vjp: {_exc(e, c.source)}")
+        return None
+    d_loss = float(np.sum(jvp_res[1]))
+    _, grads, hv = hvp_res
+    check_own_memory(jvp_res, [arrays, t], out, level, "jvp")
+    check_own_memory(hvp_res, [arrays, t], out, level, "hvp")
     unused = unused_locals(c.source)
     if unused:
-        out.fail("dead_code", "modes", unused)
+        out.fail("dead_code", level, unused)
     if has_outputs:
-        check_own_memory(vjp_res, [arrays, u], out, "modes", "vjp")
+        check_own_memory(vjp_res, [arrays, u], out, level, "vjp")
         # the adjoint test: <u, J t> == <u J, t>, J the outputs' Jacobian
         lhs = float(sum(np.sum(u[k] * np.asarray(jvp_res[2][k], np.float64)) for k in u))
         rhs = float(sum(np.sum(np.asarray(vjp_res[1][w], np.float64) * t[w]) for w in wrt))
         size = float(sum(np.sum(np.abs(u[k] * np.asarray(jvp_res[2][k], np.float64))) for k in u))
         if not (abs(lhs - rhs) <= 1e-8 * max(1.0, size)) and math.isfinite(lhs):
-            out.fail("mode_mismatch", "modes", f"<u, jvp d_outputs> {lhs!r}, <vjp, t> {rhs!r}")
+            out.fail("mode_mismatch", level, f"<u, jvp d_outputs> {lhs!r}, <vjp, t> {rhs!r}")
     terms = [np.asarray(ref_grads[w], dtype=np.float64) * t[w] for w in wrt]
     dot = float(sum(np.sum(x) for x in terms))
     size = float(sum(np.sum(np.abs(x)) for x in terms))
     if not (abs(d_loss - dot) <= 1e-8 * max(1.0, size)) and math.isfinite(dot):
-        out.fail("mode_mismatch", "modes", f"jvp d_loss {d_loss!r}, <grads, t> {dot!r}")
+        out.fail("mode_mismatch", level, f"jvp d_loss {d_loss!r}, <grads, t> {dot!r}")
     for w in wrt:
         if not _close(grads[w], ref_grads[w]):
-            out.fail("mode_mismatch", "modes", f"hvp's gradient of {w} differs from the interpreter's")
+            out.fail("mode_mismatch", level, f"hvp's gradient of {w} differs from the interpreter's")
         h = np.asarray(hv[w])
         if h.shape != np.shape(arrays[w]) or h.dtype != np.float64:
-            out.fail("mode_mismatch", "modes", f"hvp[{w}] is {_short(hv[w])}, expected float64 of shape {np.shape(arrays[w])}")
+            out.fail("mode_mismatch", level, f"hvp[{w}] is {_short(hv[w])}, expected float64 of shape {np.shape(arrays[w])}")
+    if level != "modes":  # -O3: a later call must not change what this one returned
+        kept = _copy_tree((jvp_res, hvp_res, vjp_res))
+        other = {k: (np.asarray(v) * 0.5 + 0.25 if np.asarray(v).dtype.kind == "f" else v) for k, v in arrays.items()}
+        try:
+            call(other, {w: x * -2.0 for w, x in t.items()}, {k: x * 3.0 for k, x in u.items()})
+        except Exception:  # noqa: BLE001 - other values may leave a domain; only what is left behind matters
+            pass
+        if not _same_tree((jvp_res, hvp_res, vjp_res), kept):
+            out.fail("workspace_alias", level, "a later call changed what jvp, hvp or vjp returned")
+    return {"hvp": hv}
 
 
 def unused_locals(source: str) -> str:
@@ -1610,7 +1682,9 @@ def check_workspace(m: Any, arrays: dict[str, Any], own_grads: dict[str, Any], o
     kept = (np.array(loss, copy=True), {w: np.array(g, copy=True) for w, g in grads.items()})
     f_ok, f_first = _run(m.forward, dict(arrays), out, level, "forward", source)
     f_kept = _copy_tree(f_first) if f_ok else None
-    other = {k: (np.asarray(v) * 0.5 + 0.25 if k in getattr(m, "PARAMS", {}) else v) for k, v in arrays.items()}
+    # every float param and input changed (labels kept): a result left in a
+    # reused buffer changes with them, whatever it depends on
+    other = {k: (np.asarray(v) * 0.5 + 0.25 if np.asarray(v).dtype.kind == "f" else v) for k, v in arrays.items()}
     for fn in (m.value_and_grad, m.forward):  # other values (maybe off a domain: quietly)
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
@@ -1638,6 +1712,8 @@ def check_workspace(m: Any, arrays: dict[str, Any], own_grads: dict[str, Any], o
 
 
 def _copy_tree(x: Any) -> Any:
+    if x is None:
+        return None
     if isinstance(x, tuple):
         return tuple(_copy_tree(v) for v in x)
     if isinstance(x, dict):
@@ -1646,6 +1722,8 @@ def _copy_tree(x: Any) -> Any:
 
 
 def _same_tree(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b
     if isinstance(a, tuple):
         return len(a) == len(b) and all(_same_tree(x, y) for x, y in zip(a, b))
     if isinstance(a, dict):
