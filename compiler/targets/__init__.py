@@ -68,7 +68,7 @@ class Target:
         return []
 
     def eye(self, n: int, ftype: str) -> str:
-        return f"np.eye({n})"
+        return f"np.eye({n})" if ftype == "float64" else f"np.eye({n}, dtype=np.{ftype})"
 
     def reshape(self, expr: str, shape: str) -> str:
         return f"{expr}.reshape({shape})"
