@@ -545,9 +545,10 @@ class _BufferedEmitter(_Emitter):
     def into(self, n: str, e: E) -> E:
         from .workspace import out_item, slot_item, with_out
 
-        if (n in self.out_keys and n not in self.kept) or n in self.slot_of:
+        direct = n in self.out_keys and n not in self.kept  # computed into out[key]
+        if direct or n in self.slot_of:
             e = self._ones_dot(n, e)
-        if n in self.out_keys and n not in self.kept:
+        if direct:
             got = with_out(e, out_item(self.out_keys[n]))
             if got is not None:
                 self.written.add(self.out_keys[n])

@@ -28,7 +28,8 @@ shared by all calls of one entry point of one module, so two threads must not
 call the same entry point of the same module at once; the arrays in ``out`` must
 be distinct and must not overlap each other or any argument of the same call
 (they are written while the arguments are still read): ``_bpc_out`` checks the
-rest (a dict, every key, shape, dtype, C order, writable) on every call.
+rest (a dict, every key a plain ndarray of its shape and dtype, C order,
+writable) on every call.
 """
 
 from __future__ import annotations
